@@ -1,0 +1,208 @@
+"""Config schema, colon-argument parsing and validation.
+
+Config files in `configs/` are data: `get_config(arg)` starts from
+`base_config(job)` (every key a job understands, with its default, locked so a
+misspelt key fails where it is written), fills in the point that `arg` picks,
+and returns it. `validate` runs before any work and names the offending key,
+so an impossible value costs a second, not a compilation.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any, Callable
+
+import ml_collections
+
+# Where a job's code lives; imported lazily so `--help` and validation stay fast.
+JOBS = {
+    "prepare": "medgan.prepare:run",
+    "demo": "medgan.demo:run",
+}
+
+SOURCES = ("phantom_chest", "phantom_head_ct", "phantom_mammo", "chexpert", "rsna_ich")
+CHEXPERT_POLICIES = ("ones", "zeros", "ignore")
+SQUARE_MODES = ("pad", "crop", "stretch")
+RSNA_WINDOWS = ("brain", "subdural", "bone")
+
+
+class ConfigError(ValueError):
+    """A config key is unknown or its value impossible; the message names the key."""
+
+
+def data_config() -> ml_collections.ConfigDict:
+    """Which cohort, at which resolution, prepared where."""
+    return ml_collections.ConfigDict(
+        {
+            "source": "phantom_chest",
+            # Folder of a real cohort (CheXpert: the folder holding train.csv;
+            # RSNA: the folder holding stage_2_train.csv). Unused for phantoms.
+            "root": "",
+            # Prepared shards go here; "" means <workdir>/prepared. Point several
+            # benchmark points at one directory to prepare a cohort once.
+            "prepared_dir": "",
+            "resolution": 64,
+            "phantom_patients": 1000,
+            "phantom_seed": 0,
+            "chexpert_policy": "ones",
+            "to_square": "pad",
+            "rsna_windows": ("brain",),
+        }
+    )
+
+
+def fold_config() -> ml_collections.ConfigDict:
+    """A benchmark fold: the k most frequent label combinations, n images each."""
+    return ml_collections.ConfigDict(
+        {
+            "num_combinations": 4,
+            "per_combination": 200,
+            "fractions": (0.8, 0.1, 0.1),
+            "seed": 0,
+        }
+    )
+
+
+def input_config() -> ml_collections.ConfigDict:
+    """The streaming pipeline."""
+    return ml_collections.ConfigDict(
+        {
+            "global_batch_size": 32,
+            "flip": False,  # opt-in: some findings are lateralised
+            "shuffle_buffer": 2048,
+        }
+    )
+
+
+def base_config(job: str) -> ml_collections.ConfigDict:
+    """Every key `job` understands, with its default. Locked: unknown keys fail."""
+    if job not in JOBS:
+        raise ConfigError(f"config.job={job!r}: unknown job; known jobs: {sorted(JOBS)}")
+    config = ml_collections.ConfigDict({"job": job, "seed": 0, "data": data_config()})
+    if job == "demo":
+        config.cohorts = ("phantom_chest", "phantom_head_ct")
+        config.fold = fold_config()
+        config.input = input_config()
+        config.preview_batches = 3
+        config.distributed = "auto"
+    config.lock()
+    return config
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+    """Parses a colon argument "key=value,key=value" against typed defaults.
+
+    `get_config("classes=6,model=pggan")` style (big_vision). Values are Python
+    literals when they parse as one ("6", "0.5", "True"), strings otherwise, and
+    must have the type of their default. An unknown key is an error naming it.
+    """
+    parsed = ml_collections.ConfigDict(defaults)
+    if not arg:
+        return parsed
+    for item in arg.split(","):
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(f"config argument {item!r}: expected key=value")
+        if key not in defaults:
+            raise ConfigError(
+                f"config argument {key!r}: unknown; this config takes {sorted(defaults)}"
+            )
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        default = defaults[key]
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, type(default)):
+            raise ConfigError(
+                f"config argument {key}={raw!r}: expected {type(default).__name__} "
+                f"like the default {default!r}"
+            )
+        parsed[key] = value
+    return parsed
+
+
+def _unknown_keys(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDict, prefix=""):
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if key not in schema:
+            yield path
+        elif isinstance(value, ml_collections.ConfigDict):
+            if not isinstance(schema[key], ml_collections.ConfigDict):
+                yield path
+            else:
+                yield from _unknown_keys(value, schema[key], prefix=f"{path}.")
+
+
+def _get(config, path: str):
+    node = config
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+# (key, predicate, what a valid value is). Only keys present in the job's schema
+# are checked, so one table serves every job.
+_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    ("data.source", lambda v: v in SOURCES, f"one of {SOURCES}"),
+    (
+        "data.resolution",
+        lambda v: isinstance(v, int) and 16 <= v <= 1024,
+        "an integer pixel size in [16, 1024]",
+    ),
+    ("data.phantom_patients", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("data.phantom_seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    ("data.chexpert_policy", lambda v: v in CHEXPERT_POLICIES, f"one of {CHEXPERT_POLICIES}"),
+    ("data.to_square", lambda v: v in SQUARE_MODES, f"one of {SQUARE_MODES}"),
+    (
+        "data.rsna_windows",
+        lambda v: len(v) >= 1 and len(set(v)) == len(v) and all(w in RSNA_WINDOWS for w in v),
+        f"a non-empty tuple of distinct names from {RSNA_WINDOWS}",
+    ),
+    (
+        "cohorts",
+        lambda v: len(v) >= 1 and all(s in SOURCES for s in v),
+        f"a non-empty tuple of names from {SOURCES}",
+    ),
+    ("fold.num_combinations", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("fold.per_combination", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    (
+        "fold.fractions",
+        lambda v: len(v) == 3 and all(f > 0 for f in v) and abs(sum(v) - 1) < 1e-6,
+        "three positive train/val/test fractions summing to 1",
+    ),
+    ("fold.seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    ("input.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("input.shuffle_buffer", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("preview_batches", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("distributed", lambda v: v in ("auto", "force", "off"), "one of ('auto', 'force', 'off')"),
+]
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError naming the first unknown key or impossible value."""
+    if "job" not in config:
+        raise ConfigError("config.job is missing; known jobs: " + ", ".join(sorted(JOBS)))
+    schema = base_config(config.job)
+    unknown = list(_unknown_keys(config, schema))
+    if unknown:
+        raise ConfigError(f"config.{unknown[0]}: unknown key for job {config.job!r}")
+    for path, ok, expected in _RULES:
+        try:
+            value = _get(config, path)
+        except KeyError:
+            continue
+        try:
+            valid = ok(value)
+        except TypeError:
+            valid = False
+        if not valid:
+            raise ConfigError(f"config.{path}={value!r}: expected {expected}")
+    source = config.data.source
+    if source in ("chexpert", "rsna_ich") and not config.data.root:
+        raise ConfigError(
+            f"config.data.root is empty: data.source={source!r} needs the folder of your copy"
+        )

@@ -1,0 +1,1 @@
+"""Data: raw cohorts -> prepared tfds shards -> benchmark folds -> sharded batches."""

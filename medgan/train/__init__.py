@@ -1,0 +1,1 @@
+"""Training machinery shared by GANs and classifiers."""
