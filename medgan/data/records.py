@@ -21,7 +21,7 @@ class ImageRecord:
 
     Attributes:
       image_id: unique within its source (e.g. "patient00001/study1/view1_frontal"
-        for CheXpert, "ID_0a1b2c3d4" for RSNA, "chest-000123" for phantoms).
+        for CheXpert, "ID_0a1b2c3d4" for RSNA, "chest-p000123-i2" for phantoms).
       patient_id: the patient the image belongs to; folds never split a patient.
         Empty string when only the image file knows it (RSNA: DICOM PatientID),
         in which case the loader returns it.
