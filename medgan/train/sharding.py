@@ -1,0 +1,102 @@
+"""Devices, mesh and shardings: one data-parallel layout for every platform.
+
+DESIGN.md ("Devices"): a mesh with a single `data` axis over every device of
+every process; batches are sharded over `data`, parameters replicated. The same
+code runs on 1 CPU, 8 fake CPU devices, several local processes, a GPU node and
+a TPU pod; only `initialize_distributed` differs, and it decides from the
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import jax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+_MODES = ("auto", "force", "off")
+
+
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-d mesh named `data` over `devices` (default: all devices of all processes).
+
+    The axis is `AxisType.Auto`: jitted steps get explicit in/out shardings and
+    the compiler propagates the rest. (jax 0.10's `jax.make_mesh` defaults to
+    `Explicit` axes, which put shardings into array types and require explicit
+    resharding inside model code.)
+    """
+    devices = jax.devices() if devices is None else list(devices)
+    return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Leading (batch) dimension split over `data`; other dimensions whole."""
+    return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """A full copy on every device (parameters, optimiser state, RNG keys)."""
+    return NamedSharding(mesh, P())
+
+
+def multiprocess_environment(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the environment describes more than one cooperating process.
+
+    Recognised: a Slurm step with several tasks (the variables jax's own Slurm
+    detection reads, so an `sbatch` script outside `srun` does not count), Open
+    MPI, GKE TPU slices (TPU_WORKER_HOSTNAMES / TPU_PROCESS_ADDRESSES with more
+    than one host), multislice TPU (MEGASCALE_COORDINATOR_ADDRESS), and an
+    explicit JAX_COORDINATOR_ADDRESS or JAX_NUM_PROCESSES > 1. A Cloud TPU VM
+    pod launched by `gcloud ... ssh --worker=all` sets none of these in the
+    environment (jax reads them from the metadata server): use mode="force".
+    """
+
+    def count(key: str) -> int:
+        return int(environ.get(key, "1") or "1")
+
+    slurm_step = "SLURM_STEP_NODELIST" in environ and "SLURM_PROCID" in environ
+    tpu_hosts = environ.get("TPU_PROCESS_ADDRESSES") or environ.get("TPU_WORKER_HOSTNAMES") or ""
+    return (
+        (slurm_step and count("SLURM_NTASKS") > 1)
+        or count("OMPI_COMM_WORLD_SIZE") > 1
+        or len([h for h in tpu_hosts.split(",") if h]) > 1
+        or bool(environ.get("MEGASCALE_COORDINATOR_ADDRESS"))
+        or bool(environ.get("JAX_COORDINATOR_ADDRESS"))
+        or count("JAX_NUM_PROCESSES") > 1
+    )
+
+
+def initialize_distributed(mode: str = "auto") -> bool:
+    """Starts jax's multi-process runtime when the job has several processes.
+
+    Must run before anything touches a device (jax.devices(), a computation).
+    Idempotent: a second call returns True without re-initialising.
+
+    Args:
+      mode: "auto" initialises when `multiprocess_environment()` says so;
+        "force" always does (e.g. Cloud TPU VM pods, where jax's auto-detection
+        finds coordinator and process ids itself); "off" never does.
+
+    Returns:
+      Whether the distributed runtime is active.
+
+    jax itself reads JAX_COORDINATOR_ADDRESS from the environment; medgan also
+    passes JAX_NUM_PROCESSES and JAX_PROCESS_ID when they are set, so a plain
+    multi-process launch only needs these three variables.
+    """
+    if mode not in _MODES:
+        raise ValueError(f"initialize_distributed: mode must be one of {_MODES}, got {mode!r}")
+    if jax.distributed.is_initialized():
+        return True
+    if mode == "off" or (mode == "auto" and not multiprocess_environment()):
+        return False
+    kwargs = {}
+    if "JAX_NUM_PROCESSES" in os.environ:
+        kwargs["num_processes"] = int(os.environ["JAX_NUM_PROCESSES"])
+    if "JAX_PROCESS_ID" in os.environ:
+        kwargs["process_id"] = int(os.environ["JAX_PROCESS_ID"])
+    jax.distributed.initialize(**kwargs)
+    return True

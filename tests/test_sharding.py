@@ -1,0 +1,54 @@
+"""Mesh, shardings and the multi-process start-up decision."""
+
+import jax
+import pytest
+from jax.sharding import AxisType, PartitionSpec as P
+
+from medgan.train import sharding
+
+
+def test_mesh_has_one_auto_data_axis_over_all_devices():
+    mesh = sharding.make_mesh()
+    assert mesh.axis_names == ("data",) and mesh.shape == {"data": 8}
+    assert mesh.axis_types == (AxisType.Auto,)
+    assert set(mesh.devices.flat) == set(jax.devices())
+    assert sharding.make_mesh(jax.devices()[:2]).shape == {"data": 2}
+
+
+def test_batch_sharding_splits_the_leading_axis_and_replicated_copies():
+    mesh = sharding.make_mesh()
+    batch = jax.device_put(jax.numpy.zeros((16, 3)), sharding.batch_sharding(mesh))
+    assert sharding.batch_sharding(mesh).spec == P("data")
+    assert [s.data.shape for s in batch.addressable_shards] == [(2, 3)] * 8
+    params = jax.device_put(jax.numpy.zeros((4, 3)), sharding.replicated(mesh))
+    assert [s.data.shape for s in params.addressable_shards] == [(4, 3)] * 8
+
+
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        ({}, False),
+        ({"SLURM_NTASKS": "4", "SLURM_STEP_NODELIST": "n[1-2]", "SLURM_PROCID": "0"}, True),
+        ({"SLURM_NTASKS": "1", "SLURM_STEP_NODELIST": "n1", "SLURM_PROCID": "0"}, False),
+        ({"SLURM_NTASKS": "4"}, False),  # an sbatch script outside srun is one process
+        ({"OMPI_COMM_WORLD_SIZE": "2"}, True),
+        ({"TPU_WORKER_HOSTNAMES": "h0,h1"}, True),
+        ({"TPU_WORKER_HOSTNAMES": "h0"}, False),
+        ({"TPU_PROCESS_ADDRESSES": "a:1,b:1"}, True),
+        ({"MEGASCALE_COORDINATOR_ADDRESS": "h0:8080"}, True),
+        ({"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1234"}, True),
+        ({"JAX_NUM_PROCESSES": "2"}, True),
+        ({"JAX_NUM_PROCESSES": "1"}, False),
+    ],
+)
+def test_multiprocess_environment(environ, expected):
+    assert sharding.multiprocess_environment(environ) is expected
+
+
+def test_initialize_distributed_is_a_no_op_for_one_process(monkeypatch):
+    for key in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    assert sharding.initialize_distributed("auto") is False
+    assert sharding.initialize_distributed("off") is False
+    with pytest.raises(ValueError, match="mode must be one of"):
+        sharding.initialize_distributed("yes")
