@@ -2,7 +2,10 @@
 
 import collections
 import csv
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pydicom
@@ -235,6 +238,23 @@ def test_cohort_is_reproducible_and_a_bigger_one_extends_a_smaller_one(modality)
     assert small == phantoms.sample_cohort(modality, 20, 5)
     assert big[: len(small)] == small
     assert small != phantoms.sample_cohort(modality, 20, 6)
+
+
+def test_cohort_does_not_depend_on_the_python_hash_seed():
+    """Processes of one multi-host job must draw the same cohort (set iteration order varies)."""
+    script = (
+        "import hashlib; from medgan.data import phantoms; "
+        "print(hashlib.sha256(repr([phantoms.sample_cohort(m, 200, 0) "
+        "for m in ('chest', 'head_ct', 'mammo')]).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script], env=dict(os.environ, PYTHONHASHSEED=str(hash_seed)),
+            capture_output=True, text=True, check=True, timeout=120,
+        ).stdout
+        for hash_seed in (1, 2, 3)
+    }
+    assert len(digests) == 1
 
 
 def test_render_seeds_share_the_patient_and_differ_per_image():

@@ -1471,7 +1471,7 @@ def _image_labels(modality: str, patient: set[str], rng: np.random.Generator) ->
     if modality == "mammo" and rng.random() < _MAMMO_HEALTHY_PATCH:
         present: set[str] = set()
     else:
-        present = {name for name in patient if rng.random() < _KEEP}
+        present = {name for name in sorted(patient) if rng.random() < _KEEP}
     if modality == "chest":
         present |= {name for name in names[1:] if rng.random() < _INCIDENTAL / 4}
         pathology = present - {"Support Devices"}
