@@ -19,7 +19,9 @@ demo: $(STAMP)
 	$(PY) -m medgan.main --config=configs/demo.py --workdir=$(WORKDIR)
 
 test: $(STAMP)
-	$(PY) -m pytest tests -q
+	mkdir -p work/test
+	$(PY) -m pytest tests -q --junitxml=work/test/junit.xml
+	@echo "test report: work/test/junit.xml"
 
 clean:
 	rm -rf work .pytest_cache

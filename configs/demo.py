@@ -15,7 +15,7 @@ def get_config(arg=None):
     config.data.phantom_patients = args.patients
     config.cohorts = ("phantom_chest", "phantom_head_ct")
     config.fold.num_combinations = 4
-    config.fold.per_combination = 100
+    config.fold.per_combination = 60
     config.input.global_batch_size = 16
     config.preview_batches = 2
     return config
