@@ -47,6 +47,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from medgan import fileio
 from medgan.data.records import ImageRecord, UnreadableImage
 from medgan.data.sources import Source
 
@@ -197,8 +198,8 @@ class MedganPrepared(tfds.core.GeneratorBasedBuilder):
                 f"{self._source.name}: all {len(skipped)} indexed images are unreadable, e.g. {first}"
             )
         data_dir = Path(self.data_dir)
-        _write_json(data_dir / INDEX_FILE, _index_json(written))
-        _write_json(
+        fileio.write_json(data_dir / INDEX_FILE, _index_json(written))
+        fileio.write_json(
             data_dir / REPORT_FILE,
             {
                 "source": self._source.name,
@@ -421,8 +422,3 @@ def _index_json(records: Sequence[ImageRecord]) -> dict[str, list]:
     }
 
 
-def _write_json(path: Path, payload: Any) -> None:
-    """Atomic write (temp file + rename): readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)

@@ -35,7 +35,6 @@ since medgan's classes are label combinations and an all-zero row has none.
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
 import os
@@ -45,7 +44,7 @@ from typing import Callable
 
 import numpy as np
 
-from medgan.data import imaging
+from medgan.data import csvfile, imaging
 from medgan.data.labels import CHEXPERT_FINDINGS
 from medgan.data.records import ImageRecord
 
@@ -100,25 +99,9 @@ def read_index(
     dropped = {"lateral": 0, "uncertain": 0, "no_positive": 0}
     first_row_of: dict[str, int] = {}
     first_component_rules: dict[str, str] = {}
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = [name.strip() for name in next(reader, [])]
-        required = (PATH_COLUMN, VIEW_COLUMN) + CHEXPERT_FINDINGS
-        missing = [name for name in required if name not in header]
-        if missing:
-            raise ValueError(
-                f"{csv_path}: missing column(s) {', '.join(map(repr, missing))}; "
-                f"the header row has {header}"
-            )
-        column = {name: header.index(name) for name in required}
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue  # a blank line, e.g. at the end of the file
-            if len(row) != len(header):
-                raise ValueError(
-                    f"{csv_path}, row {line}: {len(row)} fields, the header has {len(header)}"
-                )
+    required = (PATH_COLUMN, VIEW_COLUMN) + CHEXPERT_FINDINGS
+    with csvfile.open_csv(csv_path, required) as (column, rows):
+        for line, row in rows:
             where = functools.partial(_where, csv_path, line)  # formatted only for an error
             view = row[column[VIEW_COLUMN]].strip()
             if view not in ("Frontal", "Lateral"):

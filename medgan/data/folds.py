@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from medgan import fileio
 from medgan.data.records import ImageRecord
 
 SPLITS = ("train", "val", "test")
@@ -172,10 +173,7 @@ def write_manifest(fold: Fold, path: str | os.PathLike) -> None:
         ],
         "ids": {s: list(fold.ids[s]) for s in SPLITS},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
+    fileio.write_json(path, payload)
 
 
 def read_manifest(path: str | os.PathLike) -> Fold:

@@ -48,13 +48,13 @@ import hashlib
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 
+from medgan import fileio
 from medgan.data.labels import (
     CHEXPERT_FINDINGS,
     CLASSES_BY_MODALITY,
@@ -1546,19 +1546,6 @@ class PhantomSource:
 # --------------------------------------------------------------------------- on-disk layouts
 
 
-def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """write(temp path) next to `path`, then rename: a crash leaves no partial file under `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
-
-
 def _check_records(records: Sequence[ImageRecord], modality: str) -> None:
     """The writers' input: records of `modality` with a positive label, as sample_cohort makes them."""
     width = len(CLASSES_BY_MODALITY[modality])
@@ -1639,18 +1626,16 @@ def write_chexpert_layout(
         for view, orientation, projection, view_acquisition in views:
             relative = f"train/{patient}/study{study}/{view}.jpg"
             image = render_chest(record.labels, resolution, render_seed, view_acquisition)
-            _write_atomic(root / relative, lambda temp, image=image: Image.fromarray(image).save(temp, format="JPEG", quality=95))
+            with fileio.atomic_path(root / relative) as temp:
+                Image.fromarray(image).save(temp, format="JPEG", quality=95)
             rows.append([f"CheXpert-v1.0-small/{relative}", sex, str(age), orientation, projection, *values])
             if orientation == "Frontal":
                 frontal.append(ImageRecord(f"{patient}/study{study}/{view}", patient, tuple(record.labels), relative))
 
-    def write_csv(temp: str) -> None:
-        with open(temp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_FINDINGS])
-            writer.writerows(rows)
-
-    _write_atomic(root / "train.csv", write_csv)
+    with fileio.atomic_path(root / "train.csv") as temp, open(temp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_FINDINGS])
+        writer.writerows(rows)
     return frontal
 
 
@@ -1752,17 +1737,15 @@ def write_rsna_layout(
         else:
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian if r.random() < 0.5 else ImplicitVRLittleEndian
         relative = f"stage_2_train/{image_id}.dcm"
-        _write_atomic(root / relative, lambda temp, ds=ds: ds.save_as(temp, enforce_file_format=True))
+        with fileio.atomic_path(root / relative) as temp:
+            ds.save_as(temp, enforce_file_format=True)
         any_ = 1 - record.labels[0]
         rows += [(f"{image_id}_{name}", label) for name, label in zip(ICH_SUBTYPES, record.labels[1:])]
         rows.append((f"{image_id}_any", any_))
         written.append(ImageRecord(image_id, patient_id, tuple(record.labels), relative))
 
-    def write_csv(temp: str) -> None:
-        with open(temp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["ID", "Label"])
-            writer.writerows(rows)
-
-    _write_atomic(root / "stage_2_train.csv", write_csv)
+    with fileio.atomic_path(root / "stage_2_train.csv") as temp, open(temp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["ID", "Label"])
+        writer.writerows(rows)
     return written

@@ -27,7 +27,6 @@ among 3 px of 40 HU brain: mean 280 HU -> 255 in the brain window, versus
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Sequence
 import numpy as np
 import pydicom
 
-from medgan.data import imaging
+from medgan.data import csvfile, imaging
 from medgan.data.labels import ICH_CLASSES, ICH_SUBTYPES
 from medgan.data.records import ImageRecord, UnreadableImage
 from medgan.data.windowing import WINDOWS, apply_window
@@ -71,24 +70,9 @@ def read_labels(csv_path: imaging.PathLike) -> dict[str, tuple[int, ...]]:
     csv_path = Path(csv_path)
     position = {subtype: i for i, subtype in enumerate(CSV_SUBTYPES)}
     values: dict[str, list[int]] = {}
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = [name.strip() for name in next(reader, [])]
-        missing = [name for name in ("ID", "Label") if name not in header]
-        if missing:
-            raise ValueError(
-                f"{csv_path}: missing column(s) {', '.join(map(repr, missing))}; "
-                f"the header row has {header}"
-            )
-        id_column, label_column = header.index("ID"), header.index("Label")
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue  # a blank line, e.g. at the end of the file
-            if len(row) != len(header):
-                raise ValueError(
-                    f"{csv_path}, row {line}: {len(row)} fields, the header has {len(header)}"
-                )
+    with csvfile.open_csv(csv_path, ("ID", "Label")) as (column, rows):
+        id_column, label_column = column["ID"], column["Label"]
+        for line, row in rows:
             row_id, text = row[id_column].strip(), row[label_column].strip()
             match = _ROW_ID.fullmatch(row_id)
             if match is None:
@@ -111,7 +95,7 @@ def read_labels(csv_path: imaging.PathLike) -> dict[str, tuple[int, ...]]:
             elif image[i] != label:
                 raise ValueError(
                     f"{csv_path}, row {line}: {row_id} = {label} conflicts with "
-                    f"row {_first_row_of(csv_path, id_column, row_id)}, which gives {image[i]}"
+                    f"row {_first_row_of(csv_path, row_id)}, which gives {image[i]}"
                 )
 
     labels: dict[str, tuple[int, ...]] = {}
@@ -129,18 +113,17 @@ def read_labels(csv_path: imaging.PathLike) -> dict[str, tuple[int, ...]]:
     return labels
 
 
-def _first_row_of(csv_path: Path, id_column: int, row_id: str) -> int:
+def _first_row_of(csv_path: Path, row_id: str) -> int:
     """Row number of the first row with ID `row_id`, for an error message.
 
     Found by a second pass only when there is an error to report, so the
     normal pass need not remember a row number for each of the ~4.5 million
     labels of the release.
     """
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        for row in reader:
-            if len(row) > id_column and row[id_column].strip() == row_id:
-                return reader.line_num
+    with csvfile.open_csv(csv_path, ("ID",)) as (column, rows):
+        for line, row in rows:
+            if row[column["ID"]].strip() == row_id:
+                return line
     raise AssertionError(f"{row_id} vanished from {csv_path}")
 
 
