@@ -1,0 +1,1 @@
+"""Evaluation: per-class ROC AUC with DeLong intervals and paired tests (auc)."""
