@@ -93,6 +93,30 @@ def test_train_epochs_are_seeded_permutations_of_the_split(coded_dataset):
     assert first_epochs(seed=2)[0] != epoch1
 
 
+@pytest.mark.parametrize("start_step", [1, 4])
+def test_a_resumed_stream_continues_with_the_same_batches_and_flips(coded_dataset, start_step):
+    prepared, fold = coded_dataset
+    split = fold.ids["train"]  # 24 images: batch 4 of 8 lies in the second epoch
+    kwargs = dict(batch_size=8, seed=3, flip=True)
+    full = list(itertools.islice(pipeline.numpy_batches(pipeline.train_dataset(prepared.dataset_dir, split, **kwargs)), 6))
+    resumed = pipeline.train_dataset(prepared.dataset_dir, split, start_step=start_step, **kwargs)
+    for expected, got in zip(full[start_step:], itertools.islice(pipeline.numpy_batches(resumed), 6 - start_step)):
+        assert _ids(got) == _ids(expected)
+        np.testing.assert_array_equal(got["image"], expected["image"])  # same flips
+        np.testing.assert_array_equal(got["labels"], expected["labels"])
+    with pytest.raises(ValueError, match="start_step"):
+        pipeline.train_dataset(prepared.dataset_dir, split, start_step=-1, **kwargs)
+
+
+def test_global_train_batches_resume_at_a_step(coded_dataset):
+    prepared, fold = coded_dataset
+    mesh = sharding.make_mesh()
+    kwargs = dict(global_batch_size=16, mesh=mesh, seed=0, flip=True)
+    full = list(itertools.islice(pipeline.train_batches(prepared.dataset_dir, fold.ids["train"], **kwargs), 3))
+    resumed = next(pipeline.train_batches(prepared.dataset_dir, fold.ids["train"], start_step=2, **kwargs))
+    np.testing.assert_array_equal(np.asarray(resumed["image"]), np.asarray(full[2]["image"]))
+
+
 def test_eval_pass_covers_each_image_once_with_a_mask_and_repeats(coded_dataset):
     prepared, fold = coded_dataset
     mesh = sharding.make_mesh()
