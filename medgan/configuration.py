@@ -17,6 +17,7 @@ import ml_collections
 # Where a job's code lives; imported lazily so `--help` and validation stay fast.
 JOBS = {
     "prepare": "medgan.prepare:run",
+    "train_classifier": "medgan.train_classifier:run",
     "demo": "medgan.demo:run",
 }
 
@@ -24,6 +25,7 @@ SOURCES = ("phantom_chest", "phantom_head_ct", "phantom_mammo", "chexpert", "rsn
 CHEXPERT_POLICIES = ("ones", "zeros", "ignore")
 SQUARE_MODES = ("pad", "crop", "stretch")
 RSNA_WINDOWS = ("brain", "subdural", "bone")
+CLASSIFIERS = ("densenet121", "resnet50", "densenet_tiny", "resnet_tiny")
 
 
 class ConfigError(ValueError):
@@ -74,15 +76,48 @@ def input_config() -> ml_collections.ConfigDict:
     )
 
 
+def classifier_config() -> ml_collections.ConfigDict:
+    """The study's classifier (DESIGN.md): DenseNet-121, Adam 1e-4, batch 48, LR x0.1 on plateau."""
+    return ml_collections.ConfigDict(
+        {
+            "model": "densenet121",
+            "dtype": "float32",  # compute dtype; parameters stay float32
+            "tile_to_rgb": True,  # grayscale tiled to 3 channels, as the study's ImageNet-style net
+            # "" keeps the preset's stem; "imagenet" (7x7/2 + max-pool) or "small" (3x3/1).
+            "stem": "",
+            "learning_rate": 1e-4,
+            "global_batch_size": 48,
+            "flip": True,  # random horizontal flip, the study's augmentation
+            "num_steps": 20_000,  # upper bound; early stopping usually ends sooner
+            "eval_every": 500,  # steps between validation passes (mean val AUC)
+            "plateau_patience": 3,  # evaluations without improvement before LR x plateau_factor
+            "plateau_factor": 0.1,
+            "early_stop_patience": 6,  # evaluations without improvement before stopping
+            "checkpoint_every": 500,
+            "log_every": 50,
+            # "" trains on the real fold's train split; a directory written by
+            # `synthesize` (prepared dataset + manifest.json) trains on that.
+            "train_data": "",
+        }
+    )
+
+
 def base_config(job: str) -> ml_collections.ConfigDict:
     """Every key `job` understands, with its default. Locked: unknown keys fail."""
     if job not in JOBS:
         raise ConfigError(f"config.job={job!r}: unknown job; known jobs: {sorted(JOBS)}")
     config = ml_collections.ConfigDict({"job": job, "seed": 0, "data": data_config()})
+    if job == "train_classifier":
+        config.fold = fold_config()
+        config.classifier = classifier_config()
+        config.distributed = "auto"
     if job == "demo":
         config.cohorts = ("phantom_chest", "phantom_head_ct")
         config.fold = fold_config()
         config.input = input_config()
+        # The cohort the demo's classifier is trained and tested on ("" = none).
+        config.classifier_cohort = "phantom_chest"
+        config.classifier = classifier_config()
         config.preview_batches = 3
         config.distributed = "auto"
     config.lock()
@@ -167,6 +202,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         lambda v: len(v) >= 1 and all(s in SOURCES for s in v),
         f"a non-empty tuple of names from {SOURCES}",
     ),
+    ("classifier_cohort", lambda v: v == "" or v in SOURCES, f"'' or one of {SOURCES}"),
     ("fold.num_combinations", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("fold.per_combination", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     (
@@ -178,6 +214,18 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("input.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("input.shuffle_buffer", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("preview_batches", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("classifier.model", lambda v: v in CLASSIFIERS, f"one of {CLASSIFIERS}"),
+    ("classifier.stem", lambda v: v in ("", "imagenet", "small"), "'', 'imagenet' or 'small'"),
+    ("classifier.dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
+    ("classifier.learning_rate", lambda v: v > 0, "a positive number"),
+    ("classifier.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("classifier.num_steps", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("classifier.eval_every", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("classifier.plateau_patience", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("classifier.plateau_factor", lambda v: 0 < v < 1, "a number in (0, 1)"),
+    ("classifier.early_stop_patience", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("classifier.checkpoint_every", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("classifier.log_every", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("distributed", lambda v: v in ("auto", "force", "off"), "one of ('auto', 'force', 'off')"),
 ]
 

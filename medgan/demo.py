@@ -6,6 +6,7 @@ sharded training batches onto the mesh, and write a labelled preview grid.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import jax
@@ -13,7 +14,7 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from medgan import fileio, prepare, visualize
+from medgan import configuration, fileio, prepare, train_classifier, visualize
 from medgan.data import builders, folds, pipeline
 from medgan.train import sharding
 
@@ -73,6 +74,19 @@ def preview_cohort(
     }
 
 
+def classifier_config(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
+    """The train_classifier config of the demo's cohort: same data, shards, fold and seed."""
+    clf = configuration.base_config("train_classifier")
+    clf.seed = config.seed
+    clf.distributed = config.distributed
+    clf.data = copy.deepcopy(config.data)
+    clf.data.source = config.classifier_cohort
+    clf.data.prepared_dir = prepare.prepared_dir(config.data, workdir)
+    clf.fold = copy.deepcopy(config.fold)
+    clf.classifier = copy.deepcopy(config.classifier)
+    return clf
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     sharding.initialize_distributed(config.distributed)
     mesh = sharding.make_mesh()
@@ -81,6 +95,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "processes": jax.process_count(),
         "cohorts": {source: preview_cohort(config, workdir, source, mesh) for source in config.cohorts},
     }
+    if config.classifier_cohort:
+        # The classifier shares the cohort's directory, so it finds the fold's manifest.json there.
+        classifier = train_classifier.run(
+            classifier_config(config, workdir), os.path.join(workdir, config.classifier_cohort)
+        )
+        if "test" not in classifier:  # preempted: its checkpoint is saved, the next run continues
+            return classifier
+        result["classifier"] = {
+            "cohort": config.classifier_cohort,
+            "results": os.path.join(workdir, config.classifier_cohort, train_classifier.RESULT_FILE),
+            "mean_test_auc": classifier["test"]["mean_auc"],
+        }
     if jax.process_index() == 0:
         fileio.write_json(os.path.join(workdir, "result.json"), result)
         for source, cohort in result["cohorts"].items():
@@ -88,5 +114,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             print(f"{source}: {cohort['images_written']} images prepared, fold {sizes}")
             print(f"  preview:  {cohort['preview']}")
             print(f"  manifest: {cohort['manifest']}")
+        if "classifier" in result:
+            print(f"classifier on {result['classifier']['cohort']}: mean test AUC "
+                  f"{result['classifier']['mean_test_auc']:.3f} ({result['classifier']['results']})")
         print(f"result: {os.path.join(workdir, 'result.json')}")
     return result

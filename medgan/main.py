@@ -6,6 +6,7 @@ in the job modules.
 """
 
 import importlib
+import logging as pylogging
 import os
 
 from absl import app, flags, logging
@@ -29,9 +30,16 @@ def run_job(config, workdir: str):
     return job(config, workdir)
 
 
+def _quiet_library_info(record) -> bool:
+    """Drops INFO chatter of orbax and tfds (one line per checkpoint thread); keeps warnings."""
+    noisy = ("/orbax/", "/tensorflow_datasets/")
+    return record.levelno >= pylogging.WARNING or not any(part in record.pathname for part in noisy)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.get_absl_handler().addFilter(_quiet_library_info)
     # tf.data feeds the accelerators; TensorFlow itself must not claim them.
     import tensorflow as tf
 

@@ -50,6 +50,9 @@ def tiny_demo_config():
     config.fold.per_combination = 20
     config.input.global_batch_size = 8
     config.preview_batches = 1
+    clf = config.classifier
+    clf.model, clf.tile_to_rgb, clf.global_batch_size = "densenet_tiny", False, 8
+    clf.num_steps = clf.eval_every = clf.checkpoint_every = clf.log_every = 4
     return config
 
 
@@ -63,6 +66,11 @@ def test_demo_job_writes_previews_manifests_and_result_and_reruns_without_rebuil
         assert sum(len(ids) for ids in manifest["ids"].values()) == 2 * 20
         assert cohort["batch_shape"][:2] == [32, 32]
     assert fileio.read_json(tmp_path / "result.json") == result
+    # The classifier trained on the chest cohort's fold and scored its test split.
+    classifier = fileio.read_json(result["classifier"]["results"])
+    assert classifier["test_images"] == 2 * 2  # 10% of 20 per combination, 2 combinations
+    assert classifier["test"]["mean_auc"] == result["classifier"]["mean_test_auc"]
+    assert classifier["steps"] == 4
 
     shards = sorted(pathlib.Path(tmp_path, "prepared").rglob("*.tfrecord*"))
     mtimes = [p.stat().st_mtime_ns for p in shards]
