@@ -18,11 +18,13 @@ CHEST_CLASSES = ((20, 1450), (15, 1600), (10, 2000), (6, 2300), (4, 3900), (2, 6
 
 def get_config(arg=None):
     args = configuration.parse_arg(
-        arg, source="phantom_chest", resolution=256, classes=6, per_class=2300, model="densenet121"
+        arg, source="phantom_chest", resolution=256, classes=6, per_class=2300, model="densenet121",
+        patients=3000,
     )
     config = configuration.base_config("train_classifier")
     config.data.source = args.source
     config.data.resolution = args.resolution
+    config.data.phantom_patients = args.patients  # phantom sources only
     config.fold.num_combinations = args.classes
     config.fold.per_combination = args.per_class
     config.classifier.model = args.model
