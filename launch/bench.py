@@ -1,6 +1,7 @@
 """Performance harness. Results go to BENCHMARKS.md; targets live here, not in tests.
 
   python launch/bench.py input [--images 1024] [--repeats 5] [--workdir /tmp/medgan-bench]
+  python launch/bench.py classifier [--repeats 5]
 
 `input`: images/s of the streaming pipeline reading prepared shards at 256 and
 512 px, against decoding the source files (CheXpert-layout JPEGs, RSNA-layout
@@ -25,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 TARGETS = {256: 1000.0, 512: 400.0}  # img/s from prepared shards on 2 cores (issue 2)
+LOOP_OVERHEAD_TARGET = 0.05  # whole loop vs bare step (issue 3)
 
 
 def median_rate(run_once: Callable[[], int], repeats: int) -> tuple[float, list[float]]:
@@ -139,6 +141,201 @@ def bench_input(args) -> dict:
     return {"machine": _machine(), "batch": args.batch, "repeats": args.repeats, "rows": rows}
 
 
+def matmul_flops_per_second(repeats: int, n: int = 2048) -> float:
+    """Median FLOP/s of an n x n float32 matmul: this machine's attainable peak, measured now."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    matmul = jax.jit(lambda x, y: x @ y)
+    jax.block_until_ready(matmul(a, a))
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(matmul(a, a))
+        seconds.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(seconds)
+
+
+def _classifier_setup(name, resolution, batch, overrides, mesh):
+    import jax
+    import jax.numpy as jnp
+
+    from medgan.models import classifiers
+    from medgan.train import classifier_step, sharding
+    from medgan.train import state as state_lib
+
+    num_classes = 14
+    model = classifiers.make_classifier(name, num_classes, **overrides)
+    state = state_lib.create_classifier_state(
+        model, state_lib.adam(), jax.random.key(0), (1, resolution, resolution, 1), mesh
+    )
+    train, _ = classifier_step.make_steps(mesh, flip=True)
+    data = sharding.batch_sharding(mesh)
+    batch = {
+        "image": jax.device_put(
+            jax.random.uniform(jax.random.key(1), (batch, resolution, resolution, 1), minval=-1, maxval=1), data
+        ),
+        "labels": jax.device_put(
+            (jax.random.uniform(jax.random.key(2), (batch, num_classes)) < 0.3).astype(jnp.float32), data
+        ),
+    }
+    pos_weight = jax.device_put(jnp.ones(num_classes), sharding.replicated(mesh))
+    key = jax.device_put(jax.random.key(3), sharding.replicated(mesh))
+    return state, train, batch, pos_weight, key
+
+
+def _step_rate(name, resolution, batch, overrides, repeats, steps, mesh) -> dict:
+    """Train-step images/s (median of `repeats` runs of `steps` steps) and XLA's FLOPs per step."""
+    import jax
+
+    state, train, data, pos_weight, key = _classifier_setup(name, resolution, batch, overrides, mesh)
+    compiled = train.lower(state, data, key, pos_weight).compile()
+    flops = compiled.cost_analysis()["flops"]
+    state, metrics = train(state, data, key, pos_weight)
+    jax.block_until_ready(metrics)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            state, metrics = train(state, data, key, pos_weight)
+        jax.block_until_ready(metrics)
+        seconds.append((time.perf_counter() - start) / steps)
+    step_seconds = statistics.median(seconds)
+    return {"model": name, "resolution": resolution, "batch": batch, "overrides": overrides,
+            "step_seconds": step_seconds, "images_per_second": batch / step_seconds,
+            "flops_per_step": flops, "flops_per_second": flops / step_seconds}
+
+
+def _loop_overhead(repeats: int, steps: int, mesh, workdir: str) -> dict:
+    """Seconds per step of the whole train_loop vs the bare jitted step, on the demo classifier.
+
+    The loop run includes everything it owns: checkpoint manager set-up, an
+    asynchronous checkpoint every steps/3 steps and at the end, metrics fetched
+    and written every steps/12 steps, progress reports. One untimed loop run first
+    pays the process's one-time costs (TensorBoard writer, orbax start-up).
+    """
+    import shutil
+
+    import jax
+
+    from medgan.train import loop
+
+    name, resolution, batch, overrides = DEMO_CLASSIFIER
+    state, train, data, pos_weight, key = _classifier_setup(name, resolution, batch, overrides, mesh)
+
+    def batches(start_step):
+        while True:
+            yield data
+
+    def run_loop(state, directory):
+        shutil.rmtree(directory, ignore_errors=True)
+        return loop.train_loop(
+            workdir=directory, state=state, step_fn=lambda s, b: train(s, b, key, pos_weight),
+            make_batches=batches, num_steps=int(state.step) + steps, checkpoint_every=max(1, steps // 3),
+            log_every=max(1, steps // 12),
+        )
+
+    state = run_loop(state, os.path.join(workdir, "loop_warmup")).state
+    bare, whole, steady = [], [], []
+    for repeat in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            state, metrics = train(state, data, key, pos_weight)
+        jax.block_until_ready(metrics)
+        bare.append((time.perf_counter() - start) / steps)
+
+        start = time.perf_counter()
+        result = run_loop(state, os.path.join(workdir, f"loop_overhead_{repeat}"))
+        jax.block_until_ready(result.state.params)
+        whole.append((time.perf_counter() - start) / steps)
+        steady.append(result.train_seconds / result.timed_steps)
+        state = result.state
+    bare_s, whole_s, steady_s = statistics.median(bare), statistics.median(whole), statistics.median(steady)
+    return {"steps": steps, "bare_step_seconds": bare_s, "loop_step_seconds": whole_s,
+            "loop_steady_step_seconds": steady_s, "overhead": whole_s / bare_s - 1,
+            "steady_overhead": steady_s / bare_s - 1, "target": LOOP_OVERHEAD_TARGET}
+
+
+def _memory(name, resolution, per_device_batch, mesh) -> dict:
+    """Per-device memory of the compiled train step at `per_device_batch` images per device."""
+    import jax
+
+    from medgan.models import classifiers
+    from medgan.train import classifier_step, sharding
+    from medgan.train import state as state_lib
+
+    model = classifiers.make_classifier(name, 14, tile_to_rgb=True)
+    abstract_state = jax.eval_shape(
+        lambda: state_lib.create_classifier_state(
+            model, state_lib.adam(), jax.random.key(0), (1, resolution, resolution, 1), mesh
+        )
+    )
+    train, _ = classifier_step.make_steps(mesh, flip=True)
+    global_batch = per_device_batch * mesh.size
+    data = sharding.batch_sharding(mesh)
+    batch = {
+        "image": jax.ShapeDtypeStruct((global_batch, resolution, resolution, 1), "float32", sharding=data),
+        "labels": jax.ShapeDtypeStruct((global_batch, 14), "float32", sharding=data),
+    }
+    replicated = sharding.replicated(mesh)
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated)
+    pos_weight = jax.ShapeDtypeStruct((14,), "float32", sharding=replicated)
+    stats = train.lower(abstract_state, batch, key, pos_weight).compile().memory_analysis()
+    gib = 1 << 30
+    return {"model": name, "resolution": resolution, "per_device_batch": per_device_batch,
+            "argument_gib": stats.argument_size_in_bytes / gib, "output_gib": stats.output_size_in_bytes / gib,
+            "temp_gib": stats.temp_size_in_bytes / gib, "alias_gib": stats.alias_size_in_bytes / gib,
+            "peak_gib": (stats.argument_size_in_bytes + stats.output_size_in_bytes
+                         - stats.alias_size_in_bytes + stats.temp_size_in_bytes) / gib}
+
+
+# The demo's classifier (configs/demo.py) and the study's at this CPU's batch size.
+DEMO_CLASSIFIER = ("densenet_tiny", 64, 48, {"stem": "imagenet"})
+STUDY_CLASSIFIER = ("densenet121", 224, 8, {"tile_to_rgb": True})
+
+
+def bench_classifier(args) -> dict:
+    from medgan.train import sharding
+
+    mesh = sharding.make_mesh()
+    os.makedirs(args.workdir, exist_ok=True)
+    peak = matmul_flops_per_second(args.repeats)
+    steps = [
+        _step_rate(*DEMO_CLASSIFIER, args.repeats, 20, mesh),
+        _step_rate(*STUDY_CLASSIFIER, args.repeats, 3, mesh),
+    ]
+    for row in steps:
+        row["fraction_of_matmul"] = row["flops_per_second"] / peak
+    return {
+        "machine": _machine(),
+        "repeats": args.repeats,
+        "matmul_flops_per_second": peak,
+        "steps": steps,
+        "loop": _loop_overhead(args.repeats, 300, mesh, args.workdir),
+        "memory": _memory("densenet121", 224, 48, mesh),
+    }
+
+
+def print_classifier_table(result: dict) -> None:
+    print(f"matmul 2048^2 f32: {result['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s")
+    print("| model | px | batch | img/s | GFLOP/step | GFLOP/s | of matmul |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for row in result["steps"]:
+        print(f"| {row['model']} | {row['resolution']} | {row['batch']} | {row['images_per_second']:.1f} | "
+              f"{row['flops_per_step'] / 1e9:.2f} | {row['flops_per_second'] / 1e9:.1f} | "
+              f"{row['fraction_of_matmul']:.0%} |")
+    loop_row = result["loop"]
+    print(f"loop overhead over {loop_row['steps']} steps: {loop_row['loop_step_seconds'] * 1e3:.1f} ms/step "
+          f"in train_loop (steady state {loop_row['loop_steady_step_seconds'] * 1e3:.1f}) vs "
+          f"{loop_row['bare_step_seconds'] * 1e3:.1f} ms bare = {loop_row['overhead']:+.1%} "
+          f"(steady {loop_row['steady_overhead']:+.1%}; target < {loop_row['target']:.0%})")
+    memory = result["memory"]
+    print(f"memory, {memory['model']} {memory['resolution']} px, {memory['per_device_batch']}/device: "
+          f"arguments {memory['argument_gib']:.2f} GiB, temp {memory['temp_gib']:.2f} GiB, "
+          f"peak {memory['peak_gib']:.2f} GiB")
+
+
 def _chexpert_dataset_dir(root: str) -> str:
     """The folder holding train.csv inside a written CheXpert layout."""
     for dirpath, _, filenames in os.walk(root):
@@ -182,14 +379,20 @@ def main(argv=None) -> None:
     input_parser.add_argument("--repeats", type=int, default=5)
     input_parser.add_argument("--workdir", default="/tmp/medgan-bench")
     input_parser.add_argument("--out", default="", help="JSON result path (default <workdir>/input.json)")
+    classifier_parser = sub.add_parser("classifier", help="classifier train step, loop overhead, memory")
+    classifier_parser.add_argument("--repeats", type=int, default=5)
+    classifier_parser.add_argument("--workdir", default="/tmp/medgan-bench")
+    classifier_parser.add_argument("--out", default="", help="JSON result path (default <workdir>/classifier.json)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    result = bench_input(args)
-    out = args.out or os.path.join(args.workdir, "input.json")
+    bench, show = {"input": (bench_input, print_input_table),
+                   "classifier": (bench_classifier, print_classifier_table)}[args.bench]
+    result = bench(args)
+    out = args.out or os.path.join(args.workdir, f"{args.bench}.json")
     with open(out, "w") as f:
         json.dump(result, f, indent=2)
-    print_input_table(result)
+    show(result)
     print(f"result: {out}")
 
 

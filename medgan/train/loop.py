@@ -375,7 +375,7 @@ def train_loop(
                     best_state=state if best_step == step else restore(manager, state, best_step)[0],
                 )
     finally:
-        writer.flush()
+        writer.close()
         manager.close()
     return LoopResult(
         state=state,
