@@ -185,6 +185,17 @@ def _classifier_setup(name, resolution, batch, overrides, mesh):
     return state, train, batch, pos_weight, key
 
 
+def _bare_steps(train, state, data, key, pos_weight, steps):
+    """(state, seconds per step) of `steps` back-to-back jitted steps, one sync at the end."""
+    import jax
+
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, metrics = train(state, data, key, pos_weight)
+    jax.block_until_ready(metrics)
+    return state, (time.perf_counter() - start) / steps
+
+
 def _step_rate(name, resolution, batch, overrides, repeats, steps, mesh) -> dict:
     """Train-step images/s (median of `repeats` runs of `steps` steps) and XLA's FLOPs per step."""
     import jax
@@ -196,11 +207,8 @@ def _step_rate(name, resolution, batch, overrides, repeats, steps, mesh) -> dict
     jax.block_until_ready(metrics)
     seconds = []
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            state, metrics = train(state, data, key, pos_weight)
-        jax.block_until_ready(metrics)
-        seconds.append((time.perf_counter() - start) / steps)
+        state, step_time = _bare_steps(train, state, data, key, pos_weight, steps)
+        seconds.append(step_time)
     step_seconds = statistics.median(seconds)
     return {"model": name, "resolution": resolution, "batch": batch, "overrides": overrides,
             "step_seconds": step_seconds, "images_per_second": batch / step_seconds,
@@ -239,11 +247,8 @@ def _loop_overhead(repeats: int, steps: int, mesh, workdir: str) -> dict:
     state = run_loop(state, os.path.join(workdir, "loop_warmup")).state
     bare, whole, steady = [], [], []
     for repeat in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            state, metrics = train(state, data, key, pos_weight)
-        jax.block_until_ready(metrics)
-        bare.append((time.perf_counter() - start) / steps)
+        state, step_time = _bare_steps(train, state, data, key, pos_weight, steps)
+        bare.append(step_time)
 
         start = time.perf_counter()
         result = run_loop(state, os.path.join(workdir, f"loop_overhead_{repeat}"))
