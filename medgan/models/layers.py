@@ -1,0 +1,375 @@
+"""GAN building blocks (ProGAN / StyleGAN2 style), flax.linen, NHWC.
+
+Conventions (as in `classifiers.py`):
+
+* Images are [B, H, W, C] (NHWC); vectors are [B, F].
+* `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters are created in
+  `param_dtype` (float32). Runtime weight scales are applied in float32 to the
+  stored parameters, then the result is cast to `dtype`.
+
+References:
+
+* [PGGAN] Karras, Aila, Laine, Lehtinen 2018, "Progressive Growing of GANs for
+  Improved Quality, Stability, and Variation" (ICLR): sec. 3 minibatch
+  standard deviation, sec. 4.1 equalized learning rate, sec. 4.2 pixelwise
+  feature vector normalization.
+* [SG2] Karras, Laine, Aittala, Hellsten, Lehtinen, Aila 2020, "Analyzing and
+  Improving the Image Quality of StyleGAN" (CVPR): sec. 2.2 eq. 1-3
+  weight modulation / demodulation; the [1,3,3,1] FIR resampling filter
+  (used in the up/down-sampling of sec. 4 / appendix B, following
+  Zhang 2019 "Making convolutional networks shift-invariant again").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = Any
+
+# Gain for layers followed by leaky ReLU / ReLU (He et al. 2015): with
+# equalized LR the output variance equals the input variance times gain**2,
+# so sqrt(2) compensates the halving of the second moment by a (leaky) ReLU.
+LRELU_GAIN = math.sqrt(2.0)
+
+
+def equalized_scale(fan_in: int, gain: float = 1.0, lr_multiplier: float = 1.0) -> float:
+    """Runtime weight multiplier c = gain * lr_multiplier / sqrt(fan_in) ([PGGAN] sec. 4.1).
+
+    Weights are stored as N(0, 1/lr_multiplier**2) and multiplied by `c` at
+    every call, so the effective weight is N(0, (gain/sqrt(fan_in))**2) (He
+    initialisation) while the optimiser sees unit-scale parameters. With
+    `lr_multiplier` < 1 (StyleGAN mapping network: 0.01) the effective
+    learning rate of the layer is multiplied by `lr_multiplier`.
+    """
+    if fan_in <= 0:
+        raise ValueError(f"fan_in must be positive, got {fan_in}")
+    return gain * lr_multiplier / math.sqrt(fan_in)
+
+
+def _normal_init(stddev: float):
+    def init(key, shape, dtype=jnp.float32):
+        return stddev * jax.random.normal(key, shape, dtype)
+
+    return init
+
+
+class EqualizedDense(nn.Module):
+    """Dense layer with equalized learning rate ([PGGAN] sec. 4.1).
+
+    Stored kernel [F_in, features] ~ N(0, 1/lr_multiplier**2); at runtime
+    y = x @ (kernel * c) + bias * lr_multiplier with
+    c = `equalized_scale(F_in, gain, lr_multiplier)`. The stored bias is
+    `bias_init / lr_multiplier` so the effective initial bias is `bias_init`.
+
+    Input [..., F_in] -> output [..., features].
+    """
+
+    features: int
+    gain: float = 1.0
+    lr_multiplier: float = 1.0
+    use_bias: bool = True
+    bias_init: float = 0.0
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        fan_in = x.shape[-1]
+        kernel = self.param(
+            "kernel", _normal_init(1.0 / self.lr_multiplier), (fan_in, self.features), self.param_dtype
+        )
+        scale = equalized_scale(fan_in, self.gain, self.lr_multiplier)
+        w = (kernel.astype(jnp.float32) * scale).astype(self.dtype)
+        y = jnp.dot(x.astype(self.dtype), w)
+        if self.use_bias:
+            bias = self.param(
+                "bias",
+                nn.initializers.constant(self.bias_init / self.lr_multiplier),
+                (self.features,),
+                self.param_dtype,
+            )
+            y = y + (bias.astype(jnp.float32) * self.lr_multiplier).astype(self.dtype)
+        return y
+
+
+class EqualizedConv(nn.Module):
+    """2-D convolution with equalized learning rate ([PGGAN] sec. 4.1).
+
+    Stored kernel [k, k, C_in, features] ~ N(0, 1/lr_multiplier**2), scaled at
+    runtime by `equalized_scale(k*k*C_in, gain, lr_multiplier)`; stride 1,
+    "SAME" padding (odd `kernel_size` keeps it symmetric).
+
+    Input [B, H, W, C_in] -> output [B, H, W, features].
+    """
+
+    features: int
+    kernel_size: int = 3
+    gain: float = 1.0
+    lr_multiplier: float = 1.0
+    use_bias: bool = True
+    bias_init: float = 0.0
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.ndim != 4:
+            raise ValueError(f"EqualizedConv expects [B, H, W, C], got shape {x.shape}")
+        k, c_in = self.kernel_size, x.shape[-1]
+        kernel = self.param(
+            "kernel", _normal_init(1.0 / self.lr_multiplier), (k, k, c_in, self.features), self.param_dtype
+        )
+        scale = equalized_scale(k * k * c_in, self.gain, self.lr_multiplier)
+        w = (kernel.astype(jnp.float32) * scale).astype(self.dtype)
+        y = jax.lax.conv_general_dilated(
+            x.astype(self.dtype), w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+        if self.use_bias:
+            bias = self.param(
+                "bias",
+                nn.initializers.constant(self.bias_init / self.lr_multiplier),
+                (self.features,),
+                self.param_dtype,
+            )
+            y = y + (bias.astype(jnp.float32) * self.lr_multiplier).astype(self.dtype)
+        return y
+
+
+def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
+    """x / sqrt(mean_c x**2 + eps) over the last (channel) axis ([PGGAN] sec. 4.2, eq. for b_{x,y}).
+
+    Computed in float32, returned in x.dtype. [..., C] -> [..., C].
+    """
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + eps)
+    return y.astype(x.dtype)
+
+
+class PixelNorm(nn.Module):
+    """Pixelwise feature vector normalisation ([PGGAN] sec. 4.2); no parameters.
+
+    Normalises each pixel's channel vector to unit mean square.
+    [B, H, W, C] (or [B, C]) -> same shape, `dtype`.
+    """
+
+    eps: float = 1e-8
+    dtype: Dtype = jnp.float32
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return pixel_norm(x.astype(self.dtype), self.eps)
+
+
+class ConditionalPixelNorm(nn.Module):
+    """Class-conditional pixel norm (the study's variant of [PGGAN] sec. 4.2).
+
+    y = pixel_norm(x) * (1 + gamma) + beta, with [gamma, beta] (each [B, C])
+    = EqualizedDense(2C)(concat[z, labels]), broadcast over H, W. The gain is
+    parameterised as 1 + gamma so that gamma = beta = 0 is the plain PixelNorm.
+
+    Args (call):
+      x: [B, H, W, C] or [B, C] features.
+      z: [B, Z] latent.
+      labels: [B, K] float one-/multi-hot labels, or [B] int class ids
+        (one-hot encoded with `num_classes`, which is then required).
+    """
+
+    num_classes: int | None = None
+    eps: float = 1e-8
+    lr_multiplier: float = 1.0
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, z: jax.Array, labels: jax.Array) -> jax.Array:
+        if labels.ndim == 1:
+            if self.num_classes is None:
+                raise ValueError("integer labels [B] need num_classes; or pass [B, K] one-hot labels")
+            labels = jax.nn.one_hot(labels, self.num_classes)
+        if labels.ndim != 2 or z.ndim != 2 or labels.shape[0] != x.shape[0] or z.shape[0] != x.shape[0]:
+            raise ValueError(f"expected z [B, Z], labels [B, K] with B={x.shape[0]}; got {z.shape}, {labels.shape}")
+        c = x.shape[-1]
+        cond = jnp.concatenate([z.astype(self.dtype), labels.astype(self.dtype)], axis=-1)
+        gb = EqualizedDense(
+            2 * c, lr_multiplier=self.lr_multiplier, dtype=self.dtype, param_dtype=self.param_dtype, name="affine"
+        )(cond)
+        gamma, beta = jnp.split(gb, 2, axis=-1)
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
+        y = pixel_norm(x.astype(self.dtype), self.eps)
+        return y * (1 + gamma.reshape(shape)) + beta.reshape(shape)
+
+
+class MinibatchStdDev(nn.Module):
+    """Minibatch standard deviation layer ([PGGAN] sec. 3; grouped form of [SG2]'s code).
+
+    The batch is split into groups of G = min(group_size, B) samples; sample
+    b belongs to group b % (B // G) (strided, as in the reference code). For
+    each group: the (biased) std over the G samples of every feature and
+    pixel, sqrt(var + eps), averaged over H, W and the channels of each of
+    `num_channels` channel slices; the value is appended as `num_channels`
+    constant feature maps to every sample of the group.
+
+    [B, H, W, C] -> [B, H, W, C + num_channels].
+    Raises ValueError if B is not divisible by G (no silent fallback).
+    """
+
+    group_size: int = 4
+    num_channels: int = 1
+    eps: float = 1e-8
+    dtype: Dtype = jnp.float32
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.ndim != 4:
+            raise ValueError(f"MinibatchStdDev expects [B, H, W, C], got shape {x.shape}")
+        b, h, w, c = x.shape
+        g = min(self.group_size, b)
+        f = self.num_channels
+        if b % g:
+            raise ValueError(f"batch size {b} is not divisible by the minibatch-stddev group size {g}")
+        if c % f:
+            raise ValueError(f"channels {c} not divisible by num_channels {f}")
+        y = x.astype(jnp.float32).reshape(g, b // g, h, w, f, c // f)
+        y = y - jnp.mean(y, axis=0)
+        y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + self.eps)  # [B/G, H, W, F, C/F]
+        y = jnp.mean(y, axis=(1, 2, 4))  # [B/G, F]
+        y = jnp.tile(y, (g, 1))  # row b -> group b % (B/G)
+        y = jnp.broadcast_to(y[:, None, None, :], (b, h, w, f))
+        return jnp.concatenate([x.astype(self.dtype), y.astype(self.dtype)], axis=-1)
+
+
+class ModulatedConv(nn.Module):
+    """Modulated (and demodulated) convolution ([SG2] sec. 2.2, eq. 1-3).
+
+    With the equalized-LR kernel w [k, k, C_in, features] (scaled at runtime
+    by `equalized_scale(k*k*C_in, gain)`) and per-sample styles s [B, C_in]:
+
+      eq. 1 (modulation):   w'_ijk = s_i * w_ijk
+      eq. 3 (demodulation): w''_ijk = w'_ijk / sqrt(sum_{i,k} w'_ijk**2 + eps)
+
+    Implemented without per-sample kernels (the "non-fused" path of the
+    reference code, mathematically identical): y = conv(x * s, w) * d, with
+    d_j = 1/sqrt(sum_{i,k} (s_i w_ijk)**2 + eps). For i.i.d. unit-variance
+    input the output then has unit std per channel (eq. 2).
+
+    The style affine (an EqualizedDense with bias_init=1) is left to the
+    caller. No bias, no noise (add them outside). Stride 1, "SAME" padding.
+
+    Call: x [B, H, W, C_in], style [B, C_in] -> [B, H, W, features].
+    """
+
+    features: int
+    kernel_size: int = 3
+    demodulate: bool = True
+    gain: float = 1.0
+    eps: float = 1e-8
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, style: jax.Array) -> jax.Array:
+        if x.ndim != 4 or style.shape != (x.shape[0], x.shape[-1]):
+            raise ValueError(f"expected x [B, H, W, C] and style [B, C]; got {x.shape}, {style.shape}")
+        k, c_in = self.kernel_size, x.shape[-1]
+        kernel = self.param("kernel", _normal_init(1.0), (k, k, c_in, self.features), self.param_dtype)
+        w = kernel.astype(jnp.float32) * equalized_scale(k * k * c_in, self.gain)
+        s = style.astype(jnp.float32)
+        y = jax.lax.conv_general_dilated(
+            (x.astype(jnp.float32) * s[:, None, None, :]).astype(self.dtype),
+            w.astype(self.dtype),
+            (1, 1),
+            "SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        if self.demodulate:
+            # sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 * sum_k w_ijk^2  -> [B, features]
+            d = jax.lax.rsqrt(jnp.square(s) @ jnp.sum(jnp.square(w), axis=(0, 1)) + self.eps)
+            y = y * d[:, None, None, :].astype(self.dtype)
+        return y
+
+
+# --- FIR resampling ([SG2]; filter [1,3,3,1], Zhang 2019) ---------------------
+
+FIR_KERNEL = (1.0, 3.0, 3.0, 1.0)
+_PAD_MODES = {"zeros": "constant", "edge": "edge", "reflect": "symmetric"}
+
+
+def _fir_2d(kernel: Sequence[float], gain: float) -> np.ndarray:
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 1 or k.shape[0] != 4:
+        raise ValueError(f"only length-4 separable FIR filters are supported, got {kernel}")
+    k2 = np.outer(k, k)
+    return (k2 / k2.sum() * gain)[::-1, ::-1]  # flip: convolution, not correlation
+
+
+def _depthwise(x: jax.Array, k2: np.ndarray, stride: int, lhs_dilation: int) -> jax.Array:
+    c = x.shape[-1]
+    w = jnp.asarray(np.tile(k2[:, :, None, None], (1, 1, 1, c)), dtype=x.dtype)  # [4, 4, 1, C]
+    return jax.lax.conv_general_dilated(
+        x,
+        w,
+        (stride, stride),
+        ((0, 0), (0, 0)),  # explicit "VALID" (string padding is refused with lhs_dilation)
+        lhs_dilation=(lhs_dilation, lhs_dilation),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=c,
+    )
+
+
+def _pad1(x: jax.Array, pad_mode: str) -> jax.Array:
+    if pad_mode not in _PAD_MODES:
+        raise ValueError(f"pad_mode must be one of {sorted(_PAD_MODES)}, got {pad_mode!r}")
+    return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=_PAD_MODES[pad_mode])
+
+
+def upsample2d(x: jax.Array, kernel: Sequence[float] = FIR_KERNEL, pad_mode: str = "edge") -> jax.Array:
+    """2x FIR upsampling ([SG2] resampling filter [1,3,3,1]): zero-insertion, then the filter x4.
+
+    With [1,3,3,1] this is bilinear (half-pixel) interpolation:
+    out[2i] = x[i-1]/4 + 3x[i]/4, out[2i+1] = 3x[i]/4 + x[i+1]/4 per axis.
+    Borders: the input is padded by one pixel with `pad_mode` before
+    zero-insertion; "zeros" is the reference code's zero padding, "edge"
+    (default) / "reflect" keep constant images constant.
+    [B, H, W, C] -> [B, 2H, 2W, C], in x.dtype.
+    """
+    return _depthwise(_pad1(x, pad_mode), _fir_2d(kernel, gain=4.0), stride=1, lhs_dilation=2)
+
+
+def downsample2d(x: jax.Array, kernel: Sequence[float] = FIR_KERNEL, pad_mode: str = "edge") -> jax.Array:
+    """2x FIR downsampling ([SG2] resampling filter [1,3,3,1]): low-pass filter, then stride 2.
+
+    Output pixel i is centred between input pixels 2i and 2i+1. The input is
+    padded by one pixel with `pad_mode` ("zeros" = reference code; "edge"
+    default / "reflect" keep constant images constant).
+    [B, H, W, C] (H, W even) -> [B, H/2, W/2, C], in x.dtype.
+    """
+    if x.shape[1] % 2 or x.shape[2] % 2:
+        raise ValueError(f"downsample2d needs even H and W, got shape {x.shape}")
+    return _depthwise(_pad1(x, pad_mode), _fir_2d(kernel, gain=1.0), stride=2, lhs_dilation=1)
+
+
+class Upsample2d(nn.Module):
+    """Module wrapper of `upsample2d`; computes in `dtype`. [B, H, W, C] -> [B, 2H, 2W, C]."""
+
+    kernel: Sequence[float] = FIR_KERNEL
+    pad_mode: str = "edge"
+    dtype: Dtype = jnp.float32
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return upsample2d(x.astype(self.dtype), self.kernel, self.pad_mode)
+
+
+class Downsample2d(nn.Module):
+    """Module wrapper of `downsample2d`; computes in `dtype`. [B, H, W, C] -> [B, H/2, W/2, C]."""
+
+    kernel: Sequence[float] = FIR_KERNEL
+    pad_mode: str = "edge"
+    dtype: Dtype = jnp.float32
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return downsample2d(x.astype(self.dtype), self.kernel, self.pad_mode)

@@ -1,0 +1,203 @@
+"""GAN layers: equalized LR, (conditional) pixel norm, minibatch stddev, modulated conv, FIR resampling."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from medgan.models.layers import (
+    LRELU_GAIN,
+    ConditionalPixelNorm,
+    Downsample2d,
+    EqualizedConv,
+    EqualizedDense,
+    MinibatchStdDev,
+    ModulatedConv,
+    PixelNorm,
+    Upsample2d,
+    downsample2d,
+    equalized_scale,
+    upsample2d,
+)
+
+KEY = jax.random.key(0)
+
+
+def normal(seed, shape):
+    return jax.random.normal(jax.random.key(seed), shape)
+
+
+# --- equalized learning rate --------------------------------------------------
+
+
+def test_equalized_dense_stored_std_and_output_variance():
+    x = normal(1, (4096, 256))
+    layer = EqualizedDense(128)
+    v = layer.init(KEY, x)
+    assert v["params"]["kernel"].dtype == jnp.float32
+    assert abs(float(jnp.std(v["params"]["kernel"])) - 1.0) < 0.02
+    y = layer.apply(v, x)
+    assert y.shape == (4096, 128)
+    assert abs(float(jnp.var(y)) - 1.0) < 0.1
+    # gain sqrt(2) (for leaky ReLU) doubles the variance
+    y2 = EqualizedDense(128, gain=LRELU_GAIN).apply(v, x)
+    assert abs(float(jnp.var(y2)) - 2.0) < 0.2
+
+
+def test_equalized_conv_stored_std_and_output_variance():
+    x = normal(2, (16, 16, 16, 32))
+    layer = EqualizedConv(64, kernel_size=3)
+    v = layer.init(KEY, x)
+    assert v["params"]["kernel"].shape == (3, 3, 32, 64)
+    assert abs(float(jnp.std(v["params"]["kernel"])) - 1.0) < 0.05
+    y = layer.apply(v, x)[:, 1:-1, 1:-1]  # interior: SAME zero padding lowers border variance
+    assert abs(float(jnp.var(y)) - 1.0) < 0.15
+
+
+def test_equalized_runtime_scale_exact():
+    assert equalized_scale(3 * 3 * 8, gain=2.0, lr_multiplier=0.5) == 2.0 * 0.5 / math.sqrt(72)
+    x = normal(3, (2, 5, 5, 8))
+    conv = EqualizedConv(4, kernel_size=3, gain=LRELU_GAIN, bias_init=0.3)
+    v = conv.init(KEY, x)
+    w = np.asarray(v["params"]["kernel"]) * (math.sqrt(2) / math.sqrt(72))
+    ref = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + 0.3
+    np.testing.assert_allclose(conv.apply(v, x), ref, rtol=1e-5, atol=1e-5)
+
+    xd = normal(4, (3, 10))
+    dense = EqualizedDense(6, lr_multiplier=0.01, bias_init=0.5)
+    vd = dense.init(KEY, xd)
+    # stored: N(0, 1/lr^2) weights, bias_init/lr; runtime: * lr/sqrt(fan_in), * lr
+    assert np.allclose(vd["params"]["bias"], 50.0)
+    ref = xd @ (np.asarray(vd["params"]["kernel"]) * (0.01 / math.sqrt(10))) + 0.5
+    np.testing.assert_allclose(dense.apply(vd, xd), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_equalized_bf16_compute_f32_params():
+    x = normal(5, (2, 4, 4, 3))
+    conv = EqualizedConv(5, dtype=jnp.bfloat16)
+    v = conv.init(KEY, x)
+    assert v["params"]["kernel"].dtype == jnp.float32
+    assert conv.apply(v, x).dtype == jnp.bfloat16
+
+
+# --- pixel norm -----------------------------------------------------------------
+
+
+def test_pixel_norm_unit_mean_square():
+    x = 3.0 * normal(6, (2, 4, 4, 16)) + 1.0
+    y = PixelNorm().apply({}, x)
+    assert y.shape == x.shape
+    np.testing.assert_allclose(jnp.mean(y**2, axis=-1), 1.0, rtol=1e-5)
+
+
+def test_conditional_pixel_norm():
+    x = normal(7, (4, 4, 4, 8))
+    z = normal(8, (4, 6))
+    cpn = ConditionalPixelNorm(num_classes=3)
+    labels_a = jnp.array([0, 0, 0, 0])
+    labels_b = jnp.array([0, 1, 2, 0])
+    v = cpn.init(KEY, x, z, labels_a)
+    ya = cpn.apply(v, x, z, labels_a)
+    yb = cpn.apply(v, x, z, labels_b)
+    assert ya.shape == x.shape
+    np.testing.assert_array_equal(ya, cpn.apply(v, x, z, labels_a))
+    np.testing.assert_array_equal(ya[0], yb[0])  # same label, same z and x
+    np.testing.assert_array_equal(ya[3], yb[3])
+    assert not np.allclose(ya[1], yb[1]) and not np.allclose(ya[2], yb[2])
+    # same z and x, different labels -> different outputs
+    xs, zs = jnp.repeat(x[:1], 3, 0), jnp.repeat(z[:1], 3, 0)
+    y3 = cpn.apply(v, xs, zs, jnp.array([0, 1, 2]))
+    assert not np.allclose(y3[0], y3[1]) and not np.allclose(y3[1], y3[2])
+    # multi-hot [B, K] float labels equal one-hot of int labels
+    np.testing.assert_allclose(cpn.apply(v, x, z, jax.nn.one_hot(labels_b, 3)), yb, rtol=1e-6)
+    # zero affine weights -> plain pixel norm
+    v0 = jax.tree.map(jnp.zeros_like, v)
+    np.testing.assert_allclose(cpn.apply(v0, x, z, labels_b), PixelNorm().apply({}, x), rtol=1e-6)
+
+
+# --- minibatch stddev ----------------------------------------------------------
+
+
+def test_minibatch_stddev_exact():
+    x = normal(9, (4, 2, 2, 3))
+    y = MinibatchStdDev(group_size=2).apply({}, x)
+    assert y.shape == (4, 2, 2, 4)
+    np.testing.assert_array_equal(y[..., :3], x)
+    xn = np.asarray(x, np.float64)
+    for b in range(4):
+        group = xn[[b % 2, b % 2 + 2]]  # strided groups: {0, 2}, {1, 3}
+        expected = np.mean(np.sqrt(np.var(group, axis=0) + 1e-8))
+        np.testing.assert_allclose(y[b, ..., 3], expected, rtol=1e-5)
+    # group_size > B: one group of the whole batch
+    y1 = MinibatchStdDev(group_size=8).apply({}, x)
+    np.testing.assert_allclose(y1[0, 0, 0, 3], np.mean(np.sqrt(np.var(xn, axis=0) + 1e-8)), rtol=1e-5)
+
+
+def test_minibatch_stddev_indivisible_batch_raises():
+    with pytest.raises(ValueError, match="not divisible"):
+        MinibatchStdDev(group_size=4).apply({}, jnp.zeros((6, 2, 2, 3)))
+
+
+# --- modulated conv --------------------------------------------------------------
+
+
+def test_modulated_conv_demodulated_unit_std():
+    x = normal(10, (8, 16, 16, 32))
+    style = jnp.exp(normal(11, (8, 32)))  # arbitrary positive styles
+    mc = ModulatedConv(16)
+    v = mc.init(KEY, x, style)
+    y = mc.apply(v, x, style)[:, 1:-1, 1:-1]
+    std = jnp.std(y, axis=(0, 1, 2))
+    assert y.shape[-1] == 16
+    np.testing.assert_allclose(std, 1.0, atol=0.1)
+
+
+def test_modulated_conv_unit_style_no_demod_is_plain_conv():
+    x = normal(12, (2, 6, 6, 5))
+    mc = ModulatedConv(7, demodulate=False, gain=LRELU_GAIN)
+    v = mc.init(KEY, x, jnp.ones((2, 5)))
+    w = np.asarray(v["params"]["kernel"]) * equalized_scale(9 * 5, LRELU_GAIN)
+    ref = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(mc.apply(v, x, jnp.ones((2, 5))), ref, rtol=1e-5, atol=1e-5)
+    # the demodulated path equals explicit per-sample w'' (eq. 1 and 3)
+    s = jnp.exp(normal(13, (2, 5)))
+    yd = ModulatedConv(7, gain=LRELU_GAIN).apply(v, x, s)
+    for b in range(2):
+        wb = w * np.asarray(s[b])[None, None, :, None]
+        wb = wb / np.sqrt((wb**2).sum(axis=(0, 1, 2), keepdims=True) + 1e-8)
+        ref_b = jax.lax.conv_general_dilated(x[b : b + 1], wb, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        np.testing.assert_allclose(yd[b : b + 1], ref_b, rtol=1e-4, atol=1e-5)
+
+
+# --- FIR resampling ------------------------------------------------------------------
+
+
+def test_fir_shapes_and_constants():
+    x = jnp.full((2, 8, 6, 3), 0.7)
+    assert upsample2d(x).shape == (2, 16, 12, 3)
+    assert downsample2d(x).shape == (2, 4, 3, 3)
+    np.testing.assert_allclose(downsample2d(x), 0.7, rtol=1e-6)
+    np.testing.assert_allclose(upsample2d(x), 0.7, rtol=1e-6)
+    # modules, bf16 compute
+    assert Upsample2d(dtype=jnp.bfloat16).apply({}, x).dtype == jnp.bfloat16
+    assert Downsample2d().apply({}, x).shape == (2, 4, 3, 3)
+    # reference zero padding darkens only the border
+    z = downsample2d(x, pad_mode="zeros")
+    np.testing.assert_allclose(z[:, 1:-1, 1:-1], 0.7, rtol=1e-6)
+    assert float(z[0, 0, 0, 0]) < 0.7
+
+
+def test_fir_upsample_is_bilinear_and_roundtrip_recovers_smooth_image():
+    x1 = jnp.arange(4.0).reshape(1, 4, 1, 1) * jnp.ones((1, 1, 4, 1))
+    up = upsample2d(x1)[0, :, 0, 0]
+    # out[2i] = x[i-1]/4 + 3x[i]/4, out[2i+1] = 3x[i]/4 + x[i+1]/4 (edge padded)
+    np.testing.assert_allclose(up, [0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.0], rtol=1e-6)
+    h = 32
+    yy, xx = np.meshgrid(np.arange(h), np.arange(h), indexing="ij")
+    img = np.sin(2 * np.pi * yy / h) * np.cos(2 * np.pi * xx / h)
+    x = jnp.asarray(img, jnp.float32)[None, :, :, None]
+    rec = downsample2d(upsample2d(x))
+    assert rec.shape == x.shape
+    assert float(jnp.max(jnp.abs(rec - x))) < 0.05
