@@ -138,16 +138,12 @@ def label_weights(train_labels: np.ndarray, class_names: Sequence[str]) -> tuple
     """Positive-class weights [K], and the labels that are constant in the training split.
 
     A fold keeps k label combinations, so most findings are never (or always)
-    positive in it. Those labels keep weight 1: their logits learn the constant,
-    and their test AUC is undefined and excluded from the mean, as it should be.
+    positive in it. `positive_weights` gives those weight 1: their logits learn
+    the constant, and their test AUC is undefined and excluded from the mean.
     """
     positives = train_labels.sum(axis=0)
-    varying = (positives > 0) & (positives < len(train_labels))
-    weights = np.ones(len(class_names), np.float32)
-    weights[varying] = classifier_step.positive_weights(
-        train_labels[:, varying], tuple(np.array(class_names)[varying])
-    )
-    return weights, [name for name, v in zip(class_names, varying) if not v]
+    constant = [name for name, p in zip(class_names, positives) if p in (0, len(train_labels))]
+    return classifier_step.positive_weights(train_labels, tuple(class_names)), constant
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -179,19 +179,3 @@ def test_eval_step_returns_sigmoid_scores_and_the_mask():
     np.testing.assert_array_equal(out["mask"], batch["mask"])
     logits = TinyCNN().apply({"params": state.params, "batch_stats": state.batch_stats}, batch["image"], train=False)
     np.testing.assert_allclose(out["scores"], jax.nn.sigmoid(logits), rtol=1e-5, atol=1e-6)
-
-
-def test_collect_scores_gathers_valid_rows_of_a_pass_in_order():
-    mesh = sharding.make_mesh()
-    _, evaluate = classifier_step.make_steps(mesh)
-    state = _state(mesh)
-    batches, expected_labels = [], []
-    for seed, valid in ((0, 16), (1, 5)):  # the last batch is mostly padding
-        batch = _batch(seed)
-        batch["mask"] = np.arange(16) < valid
-        batches.append(_put(batch, mesh))
-        expected_labels.append(batch["labels"][:valid])
-    scores, labels = classifier_step.collect_scores(evaluate, state, batches)
-    assert scores.shape == (21, K) and isinstance(scores, np.ndarray)
-    np.testing.assert_array_equal(labels, np.concatenate(expected_labels))
-    np.testing.assert_allclose(scores[16:], _host(evaluate(state, batches[1]))["scores"][:5])

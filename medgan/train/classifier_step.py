@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from medgan.train import state as state_lib
@@ -179,27 +178,3 @@ def make_steps(mesh: Mesh, *, flip: bool = False):
     )
     evaluate = jax.jit(eval_step, in_shardings=(repl, data), out_shardings=data)
     return train, evaluate
-
-
-def collect_scores(
-    evaluate: Callable[[ClassifierState, Mapping[str, jax.Array]], Mapping[str, jax.Array]],
-    state: ClassifierState,
-    batches: Iterable[Mapping[str, jax.Array]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """(scores [N, K], labels [N, K]) on the host of one evaluation pass, padding rows dropped.
-
-    `evaluate` is `make_steps(...)[1]`, `batches` e.g. `pipeline.EvalBatches`.
-    The sharded outputs are gathered from every process
-    (`multihost_utils.process_allgather`), so every process gets the same
-    arrays (row order: by batch, then by device of the mesh) and can compute
-    AUCs identically.
-    """
-    scores, labels = [], []
-    for batch in batches:
-        out = multihost_utils.process_allgather(dict(evaluate(state, batch)), tiled=True)
-        mask = np.asarray(out["mask"], bool)
-        scores.append(np.asarray(out["scores"])[mask])
-        labels.append(np.asarray(out["labels"])[mask])
-    if not scores:
-        raise ValueError("collect_scores: the evaluation pass yielded no batch")
-    return np.concatenate(scores), np.concatenate(labels)
