@@ -60,6 +60,30 @@ def _normal_init(stddev: float):
     return init
 
 
+def _equalized_kernel(module: nn.Module, shape: tuple[int, ...], fan_in: int) -> jax.Array:
+    """The runtime kernel of an equalized layer: stored N(0, 1/lr^2) weights x `equalized_scale`.
+
+    Called inside the compact `__call__` of `module` (fields gain, lr_multiplier,
+    dtype, param_dtype), where it creates the "kernel" parameter of `shape`.
+    """
+    kernel = module.param("kernel", _normal_init(1.0 / module.lr_multiplier), shape, module.param_dtype)
+    scale = equalized_scale(fan_in, module.gain, module.lr_multiplier)
+    return (kernel.astype(jnp.float32) * scale).astype(module.dtype)
+
+
+def _add_equalized_bias(module: nn.Module, y: jax.Array) -> jax.Array:
+    """y + bias x lr_multiplier when `module.use_bias`; the stored bias is bias_init / lr_multiplier."""
+    if not module.use_bias:
+        return y
+    bias = module.param(
+        "bias",
+        nn.initializers.constant(module.bias_init / module.lr_multiplier),
+        (module.features,),
+        module.param_dtype,
+    )
+    return y + (bias.astype(jnp.float32) * module.lr_multiplier).astype(module.dtype)
+
+
 class EqualizedDense(nn.Module):
     """Dense layer with equalized learning rate ([PGGAN] sec. 4.1).
 
@@ -82,21 +106,9 @@ class EqualizedDense(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         fan_in = x.shape[-1]
-        kernel = self.param(
-            "kernel", _normal_init(1.0 / self.lr_multiplier), (fan_in, self.features), self.param_dtype
-        )
-        scale = equalized_scale(fan_in, self.gain, self.lr_multiplier)
-        w = (kernel.astype(jnp.float32) * scale).astype(self.dtype)
+        w = _equalized_kernel(self, (fan_in, self.features), fan_in)
         y = jnp.dot(x.astype(self.dtype), w)
-        if self.use_bias:
-            bias = self.param(
-                "bias",
-                nn.initializers.constant(self.bias_init / self.lr_multiplier),
-                (self.features,),
-                self.param_dtype,
-            )
-            y = y + (bias.astype(jnp.float32) * self.lr_multiplier).astype(self.dtype)
-        return y
+        return _add_equalized_bias(self, y)
 
 
 class EqualizedConv(nn.Module):
@@ -123,23 +135,11 @@ class EqualizedConv(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"EqualizedConv expects [B, H, W, C], got shape {x.shape}")
         k, c_in = self.kernel_size, x.shape[-1]
-        kernel = self.param(
-            "kernel", _normal_init(1.0 / self.lr_multiplier), (k, k, c_in, self.features), self.param_dtype
-        )
-        scale = equalized_scale(k * k * c_in, self.gain, self.lr_multiplier)
-        w = (kernel.astype(jnp.float32) * scale).astype(self.dtype)
+        w = _equalized_kernel(self, (k, k, c_in, self.features), k * k * c_in)
         y = jax.lax.conv_general_dilated(
             x.astype(self.dtype), w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
         )
-        if self.use_bias:
-            bias = self.param(
-                "bias",
-                nn.initializers.constant(self.bias_init / self.lr_multiplier),
-                (self.features,),
-                self.param_dtype,
-            )
-            y = y + (bias.astype(jnp.float32) * self.lr_multiplier).astype(self.dtype)
-        return y
+        return _add_equalized_bias(self, y)
 
 
 def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
