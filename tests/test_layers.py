@@ -201,3 +201,32 @@ def test_fir_upsample_is_bilinear_and_roundtrip_recovers_smooth_image():
     rec = downsample2d(upsample2d(x))
     assert rec.shape == x.shape
     assert float(jnp.max(jnp.abs(rec - x))) < 0.05
+
+
+# --- widths and noise --------------------------------------------------------
+
+
+def test_feature_maps_schedule():
+    from medgan.models.layers import feature_maps
+
+    assert [feature_maps(r) for r in (4, 8, 32, 64, 256, 512, 1024)] == [512, 512, 512, 256, 64, 32, 16]
+    assert feature_maps(32, fmap_base=256, fmap_max=32) == 16
+    with pytest.raises(ValueError, match="power of two"):
+        feature_maps(48)
+
+
+def test_noise_input_random_const_and_without_rng():
+    from medgan.models.layers import NoiseInput
+
+    x = normal(3, (2, 8, 8, 4))
+    layer = NoiseInput()
+    params = {"params": {"strength": jnp.asarray(0.5)}}
+    noisy = layer.apply(params, x, rngs={"noise": jax.random.key(1)})
+    delta = noisy - x
+    # one noise image per sample, broadcast over channels, scaled by strength
+    np.testing.assert_allclose(delta[..., 0], delta[..., 3], atol=1e-6)
+    assert 0.3 < float(jnp.std(delta)) < 0.7
+    np.testing.assert_array_equal(layer.apply(params, x), x)
+    np.testing.assert_array_equal(layer.apply(params, x, noise_mode="const", rngs={"noise": jax.random.key(1)}), x)
+    init = layer.init(jax.random.key(0), x)
+    assert float(init["params"]["strength"]) == 0.0

@@ -373,3 +373,43 @@ class Downsample2d(nn.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return downsample2d(x.astype(self.dtype), self.kernel, self.pad_mode)
+
+
+# --- widths and noise --------------------------------------------------------
+
+
+def feature_maps(resolution: int, fmap_base: int = 8192, fmap_max: int = 512, fmap_min: int = 1) -> int:
+    """Channels of the blocks working at `resolution` px: min(fmap_max, fmap_base / (resolution / 2)).
+
+    The width schedule of [PGGAN] (and [SG2]'s configs): at fmap_base=8192,
+    fmap_max=512 it is 512 up to 32 px, then halves per doubling (64 px: 256,
+    256 px: 64, 512 px: 32). Test-sized models shrink fmap_base/fmap_max.
+    """
+    if resolution < 4 or resolution & (resolution - 1):
+        raise ValueError(f"resolution must be a power of two >= 4, got {resolution}")
+    return int(max(fmap_min, min(fmap_max, fmap_base // (resolution // 2))))
+
+
+class NoiseInput(nn.Module):
+    """Per-pixel noise input ([SG2] fig. 2, StyleGAN's B): x + strength * n, n ~ N(0, 1) [B, H, W, 1].
+
+    One learned scalar `strength` (initialised to 0, so noise starts off)
+    scales a single-channel noise image broadcast over channels. Noise is
+    drawn from the "noise" RNG stream; when the caller provides no such
+    stream (deterministic evaluation), or `noise_mode="const"`, n = 0.
+    [B, H, W, C] -> [B, H, W, C].
+    """
+
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, noise_mode: str = "random") -> jax.Array:
+        if noise_mode not in ("random", "const"):
+            raise ValueError(f"noise_mode must be 'random' or 'const', got {noise_mode!r}")
+        strength = self.param("strength", nn.initializers.zeros, (), self.param_dtype)
+        if noise_mode == "const" or not self.has_rng("noise"):
+            return x.astype(self.dtype)
+        b, h, w, _ = x.shape
+        noise = jax.random.normal(self.make_rng("noise"), (b, h, w, 1), jnp.float32)
+        return (x.astype(jnp.float32) + strength.astype(jnp.float32) * noise).astype(self.dtype)
