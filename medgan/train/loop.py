@@ -88,7 +88,7 @@ class PlateauController:
     """
 
     metric: str
-    scale_learning_rate: Callable[[State, float], State]
+    scale_learning_rate: Callable[[State, float], State] | None = None  # None: early stopping only
     mode: str = "max"
     plateau_patience: int = 2
     plateau_factor: float = 0.1
@@ -118,7 +118,7 @@ class PlateauController:
             return state, False
         self.bad_evals += 1
         self.evals_since_change += 1
-        if self.evals_since_change >= self.plateau_patience:
+        if self.scale_learning_rate is not None and self.evals_since_change >= self.plateau_patience:
             state = self.scale_learning_rate(state, self.plateau_factor)
             self.lr_factor *= self.plateau_factor
             self.evals_since_change = 0

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 import jax
+import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
@@ -40,6 +41,17 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def replicated(mesh: Mesh) -> NamedSharding:
     """A full copy on every device (parameters, optimiser state, RNG keys)."""
     return NamedSharding(mesh, P())
+
+
+def global_from_host(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array from a host value that EVERY process holds in full (e.g. seeded latents).
+
+    Each process fills only its addressable shards, so this works on one
+    device, many devices and many processes alike (unlike `make_array_from_
+    process_local_data`, whose input is each process's own slice).
+    """
+    value = np.asarray(value)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
 def multiprocess_environment(environ: Mapping[str, str] = os.environ) -> bool:

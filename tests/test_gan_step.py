@@ -1,0 +1,127 @@
+"""GAN train step: each model steps with finite losses, 8 devices == 1 device, EMA rule, ADA, growth."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from medgan.models import gans
+from medgan.train import gan_step, sharding
+
+K = 3
+TINY = dict(latent_dim=32, fmap_base=256, fmap_max=32, w_dim=32, mapping_layers=2)
+
+
+def tiny_spec(name, resolution=32, **overrides):
+    return gans.make_gan(name, resolution=resolution, num_labels=K, **{**TINY, **overrides})
+
+
+def batch(seed=0, b=8, resolution=32):
+    rng = np.random.default_rng(seed)
+    labels = np.eye(K, dtype=np.float32)[rng.integers(0, K, b)]
+    labels[0] = [1, 1, 0]  # one multi-hot row
+    images = np.tanh(rng.normal(size=(b, resolution, resolution, 1))).astype(np.float32)
+    return {"image": images, "labels": labels}
+
+
+def host(tree):
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def run_steps(spec, hp, mesh, batches, alpha=1.0):
+    state = gan_step.create_gan_state(spec, hp, jax.random.key(0), mesh)
+    train = gan_step.make_train_step(spec, hp, mesh)
+    rng = jax.device_put(jax.random.key(1), sharding.replicated(mesh))
+    metrics = []
+    for b in batches:
+        state, m = train(state, jax.device_put(b, sharding.batch_sharding(mesh)), rng, np.float32(alpha))
+        metrics.append(host(m))
+    return host(state), metrics, train
+
+
+@pytest.mark.parametrize("name", gans.GAN_MODELS)
+def test_one_step_of_each_model_is_finite_and_8_devices_equal_1(name):
+    spec = tiny_spec(name)
+    hp = gan_step.GanHyperparameters(augment=spec.default_augment, global_batch_size=8, r1_interval=2)
+    batches = [batch(0), batch(1)]
+    state8, metrics8, _ = run_steps(spec, hp, sharding.make_mesh(), batches)
+    state1, metrics1, _ = run_steps(spec, hp, sharding.make_mesh(jax.devices()[:1]), batches)
+    for m in metrics8:
+        assert all(np.isfinite(v) for v in m.values()), m
+    assert state8.step == 2
+    # the D and G updates moved the parameters, and the EMA lags them
+    init = host(gan_step.create_gan_state(spec, hp, jax.random.key(0), sharding.make_mesh(jax.devices()[:1])))
+    changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a, b), init.g_params, state8.g_params))
+    assert any(changed)
+    # Losses and gradient norms agree to float32 reduction-order noise. Parameters get
+    # a tolerance of half an Adam step (lr 1e-3): Adam divides by sqrt(v), so a
+    # parameter whose gradient is ~0 (e.g. a fresh noise strength) moves by up to
+    # a full step in a direction set by that noise.
+    for m8, m1 in zip(metrics8, metrics1):
+        for key in m8:
+            np.testing.assert_allclose(m8[key], m1[key], rtol=1e-3, atol=1e-4, err_msg=key)
+    for a, b in zip(jax.tree.leaves(state8), jax.tree.leaves(state1)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=5e-4)
+
+
+def test_model_specific_loss_terms_are_reported():
+    mesh = sharding.make_mesh(jax.devices()[:1])
+    hp = gan_step.GanHyperparameters(global_batch_size=8)
+    _, (pg,), _ = run_steps(tiny_spec("pggan", resolution=16), hp, mesh, [batch(0, resolution=16)])
+    assert {"gradient_penalty", "d_acgan", "g_acgan", "alpha"} <= set(pg)
+    _, (sg,), _ = run_steps(tiny_spec("stylegan2", resolution=16), hp, mesh, [batch(0, resolution=16)])
+    assert "r1" in sg and sg["r1"] > 0  # step 0 is a lazy-R1 step
+    assert "d_acgan" not in sg
+
+
+def test_ema_update_rule_exact():
+    ema, params = {"w": jnp.array([0.0, 1.0])}, {"w": jnp.array([1.0, 3.0])}
+    # warm-up: beta = min(decay, (1 + t) / (10 + t)); t=0 -> 0.1
+    out = gan_step.ema_update(ema, params, jnp.asarray(0), 0.999)
+    np.testing.assert_allclose(out["w"], [0.9, 2.8], rtol=1e-6)
+    # late: beta = decay
+    out = gan_step.ema_update(ema, params, jnp.asarray(10**6), 0.999)
+    np.testing.assert_allclose(out["w"], [0.001, 1.002], rtol=1e-4)
+
+
+def test_ada_probability_rises_when_d_overfits_a_tiny_set():
+    spec = tiny_spec("stylegan2", resolution=16)
+    # 8 fixed real images, a fast D and a fast p: r_t = E[sign D(real)] goes above 0.6
+    hp = gan_step.GanHyperparameters(augment=True, global_batch_size=8, d_learning_rate=5e-3,
+                                     g_learning_rate=1e-4, ada_speed_images=2000, ada_interval=4)
+    fixed = batch(3, resolution=16)
+    state, metrics, _ = run_steps(spec, hp, sharding.make_mesh(jax.devices()[:1]), [fixed] * 40)
+    assert metrics[0]["ada_p"] == 0.0
+    assert float(state.ada_p) > 0.05, [m["ada_rt"] for m in metrics]
+    # p only moves at ADA intervals, by batch * interval / speed per update
+    ps = np.array([m["ada_p"] for m in metrics])
+    np.testing.assert_allclose(np.abs(np.diff(ps))[np.abs(np.diff(ps)) > 0], 8 * 4 / 2000, rtol=1e-4)
+
+
+def test_pggan_growth_compiles_once_per_stage_and_keeps_weights():
+    from medgan.train_gan import PhasedSteps
+
+    mesh = sharding.make_mesh(jax.devices()[:1])
+    spec = tiny_spec("pggan", resolution=16)
+    hp = gan_step.GanHyperparameters(global_batch_size=8)
+    state = gan_step.create_gan_state(spec, hp, jax.random.key(0), mesh)
+    steps = PhasedSteps(spec, hp, mesh, jax.random.key(1))
+    b = jax.device_put(batch(0, resolution=16), sharding.batch_sharding(mesh))
+    for alpha in (1.0, 1.0):
+        state, _ = steps(state, {"batch": b, "stage": 8, "alpha": alpha})
+    before = host(state.g_params)
+    for alpha in (0.0, 0.25, 0.5):
+        state, _ = steps(state, {"batch": b, "stage": 16, "alpha": alpha})
+    assert sorted(steps._steps) == [8, 16]
+    assert all(step._cache_size() == 1 for step in steps._steps.values())
+    # growing changed no parameter's structure; the 8 px blocks kept training from where they were
+    after = host(state.g_params)
+    assert jax.tree.structure(before) == jax.tree.structure(after)
+    # the 16 px block only started to train at stage 16
+    init = host(gan_step.create_gan_state(spec, hp, jax.random.key(0), mesh).g_params)
+    flat_init = dict(jax.tree_util.tree_flatten_with_path(init)[0])
+    flat_before = dict(jax.tree_util.tree_flatten_with_path(before)[0])
+    grown = [p for p in flat_init if "16" in jax.tree_util.keystr(p)]
+    assert grown and all(np.array_equal(flat_init[p], flat_before[p]) for p in grown)
