@@ -18,6 +18,8 @@ import ml_collections
 JOBS = {
     "prepare": "medgan.prepare:run",
     "train_classifier": "medgan.train_classifier:run",
+    "train_gan": "medgan.train_gan:run",
+    "synthesize": "medgan.synthesize:run",
     "demo": "medgan.demo:run",
 }
 
@@ -26,6 +28,7 @@ CHEXPERT_POLICIES = ("ones", "zeros", "ignore")
 SQUARE_MODES = ("pad", "crop", "stretch")
 RSNA_WINDOWS = ("brain", "subdural", "bone")
 CLASSIFIERS = ("densenet121", "resnet50", "densenet_tiny", "resnet_tiny")
+GAN_MODELS = ("pggan", "cpd", "stylegan2")
 
 
 class ConfigError(ValueError):
@@ -61,6 +64,9 @@ def fold_config() -> ml_collections.ConfigDict:
             "per_combination": 200,
             "fractions": (0.8, 0.1, 0.1),
             "seed": 0,
+            # An existing manifest.json to use instead of <workdir>/manifest.json
+            # (the stages of one benchmark point share one fold).
+            "manifest": "",
         }
     )
 
@@ -102,6 +108,62 @@ def classifier_config() -> ml_collections.ConfigDict:
     )
 
 
+def gan_config() -> ml_collections.ConfigDict:
+    """A class-conditional GAN and its training (DESIGN.md: WGAN-GP lambda 10, drift 0.001, Adam 0/0.99, EMA 0.999)."""
+    return ml_collections.ConfigDict(
+        {
+            "model": "pggan",
+            "dtype": "float32",  # compute dtype; parameters stay float32
+            "latent_dim": 512,
+            "fmap_base": 8192,  # widths min(fmap_max, fmap_base / (res / 2)) per resolution
+            "fmap_max": 512,
+            "w_dim": 512,  # stylegan2 only
+            "mapping_layers": 8,  # stylegan2 only
+            "global_batch_size": 32,
+            "num_steps": 20_000,
+            "g_learning_rate": 1e-3,
+            "d_learning_rate": 1e-3,
+            "ema_decay": 0.999,
+            "lambda_gp": 10.0,
+            "drift": 0.001,
+            "acgan_weight": 1.0,  # pggan's AC-GAN term
+            "r1_gamma": 1.0,  # stylegan2: R1 weight gamma (lazy, every 16 steps)
+            "pl_weight": 0.0,  # stylegan2: path-length regularisation (0 = off)
+            # "" = the model's default (on for stylegan2); "ada" or "none".
+            "augment": "",
+            "ada_target": 0.6,
+            "ada_speed_images": 500_000,
+            # pggan: growth from start_resolution, each new stage fading in over
+            # steps_per_phase steps and then training for steps_per_phase more.
+            "start_resolution": 8,
+            "steps_per_phase": 2000,
+            # A train_classifier work directory: its real-trained network gives the
+            # features of the Fréchet distance. "" disables FD and early stopping.
+            "fid_classifier": "",
+            "fid_every": 1000,
+            "fid_samples": 1000,  # EMA samples per FD (labels drawn from the validation split)
+            "fid_patience": 5,  # evaluations without a better FD before stopping; 0 = never stop early
+            "sample_every": 1000,  # fixed-latent grid per label combination, PNG + TensorBoard
+            "samples_per_combination": 8,
+            "checkpoint_every": 1000,
+            "log_every": 100,
+        }
+    )
+
+
+def synthesize_config() -> ml_collections.ConfigDict:
+    """Sampling a trained generator into a shareable dataset."""
+    return ml_collections.ConfigDict(
+        {
+            "generator": "",  # a train_gan work directory (required)
+            # 0: as many images per label combination as the real fold's train
+            # and validation splits hold; N: N per combination, split like the fold.
+            "per_combination": 0,
+            "global_batch_size": 64,
+        }
+    )
+
+
 def base_config(job: str) -> ml_collections.ConfigDict:
     """Every key `job` understands, with its default. Locked: unknown keys fail."""
     if job not in JOBS:
@@ -111,6 +173,13 @@ def base_config(job: str) -> ml_collections.ConfigDict:
         config.fold = fold_config()
         config.classifier = classifier_config()
         config.distributed = "auto"
+    if job == "train_gan":
+        config.fold = fold_config()
+        config.gan = gan_config()
+        config.distributed = "auto"
+    if job == "synthesize":
+        config.synthesize = synthesize_config()
+        config.distributed = "auto"
     if job == "demo":
         config.cohorts = ("phantom_chest", "phantom_head_ct")
         config.fold = fold_config()
@@ -119,6 +188,12 @@ def base_config(job: str) -> ml_collections.ConfigDict:
         config.classifier_cohort = "phantom_chest"
         config.classifier = classifier_config()
         config.preview_batches = 3
+        # Train on synthetic, test on real: a GAN on this cohort ("" = skip), at
+        # gan_resolution px, synthesized, and the classifier trained on real and on synthetic.
+        config.gan_cohort = "phantom_head_ct"
+        config.gan_resolution = 32
+        config.gan = gan_config()
+        config.synthesize = synthesize_config()
         config.distributed = "auto"
     config.lock()
     return config
@@ -203,6 +278,12 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         f"a non-empty tuple of names from {SOURCES}",
     ),
     ("classifier_cohort", lambda v: v == "" or v in SOURCES, f"'' or one of {SOURCES}"),
+    ("gan_cohort", lambda v: v == "" or v in SOURCES, f"'' or one of {SOURCES}"),
+    (
+        "gan_resolution",
+        lambda v: isinstance(v, int) and v >= 8 and not v & (v - 1),
+        "a power of two >= 8",
+    ),
     ("fold.num_combinations", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("fold.per_combination", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     (
@@ -226,6 +307,33 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("classifier.early_stop_patience", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("classifier.checkpoint_every", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("classifier.log_every", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("gan.model", lambda v: v in GAN_MODELS, f"one of {GAN_MODELS}"),
+    ("gan.dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
+    *[
+        (f"gan.{key}", lambda v: isinstance(v, int) and v >= 1, "a positive integer")
+        for key in ("latent_dim", "fmap_base", "fmap_max", "w_dim", "mapping_layers", "global_batch_size",
+                    "num_steps", "steps_per_phase", "fid_every", "fid_samples", "sample_every",
+                    "samples_per_combination", "checkpoint_every", "log_every", "ada_speed_images")
+    ],
+    *[
+        (f"gan.{key}", lambda v: isinstance(v, (int, float)) and v > 0, "a positive number")
+        for key in ("g_learning_rate", "d_learning_rate")
+    ],
+    *[
+        (f"gan.{key}", lambda v: isinstance(v, (int, float)) and v >= 0, "a non-negative number")
+        for key in ("lambda_gp", "drift", "acgan_weight", "r1_gamma", "pl_weight")
+    ],
+    ("gan.ema_decay", lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    ("gan.ada_target", lambda v: 0 < v < 1, "a number in (0, 1)"),
+    ("gan.augment", lambda v: v in ("", "ada", "none"), "'', 'ada' or 'none'"),
+    (
+        "gan.start_resolution",
+        lambda v: isinstance(v, int) and v >= 8 and not v & (v - 1),
+        "a power of two >= 8",
+    ),
+    ("gan.fid_patience", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    ("synthesize.per_combination", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    ("synthesize.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("distributed", lambda v: v in ("auto", "force", "off"), "one of ('auto', 'force', 'off')"),
 ]
 
@@ -249,6 +357,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
             valid = False
         if not valid:
             raise ConfigError(f"config.{path}={value!r}: expected {expected}")
+    if config.job == "train_gan":
+        resolution = config.data.resolution
+        if resolution & (resolution - 1) or resolution < 8:
+            raise ConfigError(f"config.data.resolution={resolution}: a GAN needs a power of two >= 8")
+        if config.gan.model == "pggan" and config.gan.start_resolution > resolution:
+            raise ConfigError(
+                f"config.gan.start_resolution={config.gan.start_resolution}: above data.resolution={resolution}"
+            )
+    if config.job == "demo" and config.gan_cohort and config.gan.model == "pggan":
+        if config.gan.start_resolution > config.gan_resolution:
+            raise ConfigError(f"config.gan.start_resolution={config.gan.start_resolution}: above "
+                              f"gan_resolution={config.gan_resolution}")
+    if config.job == "synthesize" and not config.synthesize.generator:
+        raise ConfigError("config.synthesize.generator is empty: give the work directory of a train_gan run")
     source = config.data.source
     if source in ("chexpert", "rsna_ich") and not config.data.root:
         raise ConfigError(

@@ -12,6 +12,7 @@ which the benchmark pairs with another classifier's scores for DeLong's test.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Callable, Sequence
@@ -32,6 +33,7 @@ from medgan.train import state as state_lib
 
 RESULT_FILE = "results.json"
 SCORES_FILE = "test_scores.npz"
+PARAMS_DIR = "params"  # the selected (best-validation) network, for features: FD and the privacy audit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +85,13 @@ class SplitScorer:
 
 
 def fold_of(config: ml_collections.ConfigDict, workdir: str, prepared) -> folds.Fold:
-    """The fold of this job: read from <workdir>/manifest.json if written, else drawn and written."""
-    path = os.path.join(workdir, "manifest.json")
+    """The fold of this job: `config.fold.manifest`, else <workdir>/manifest.json if written, else drawn and written."""
+    if config.fold.manifest:
+        if not os.path.exists(config.fold.manifest):
+            raise FileNotFoundError(f"config.fold.manifest={config.fold.manifest!r} does not exist")
+        path = config.fold.manifest
+    else:
+        path = os.path.join(workdir, "manifest.json")
     if os.path.exists(path):
         fold = folds.read_manifest(path)
         if fold.dataset != prepared.name:
@@ -165,13 +172,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     train_labels = labels_of(data.dataset_dir, data.train_ids)
     pos_weight, constant = label_weights(train_labels, class_names)
 
-    model = classifiers.make_classifier(
-        cfg.model,
-        len(class_names),
-        dtype=jnp.dtype(cfg.dtype),
-        tile_to_rgb=cfg.tile_to_rgb,
-        **({"stem": cfg.stem} if cfg.stem else {}),
-    )
+    model_config = {"name": cfg.model, "num_classes": len(class_names), "dtype": cfg.dtype,
+                    "tile_to_rgb": cfg.tile_to_rgb, "stem": cfg.stem}
+    model = model_from(model_config)
     key = jax.random.key(config.seed)
     init_key, step_key = jax.random.split(key)
     resolution, channels = prepared.resolution, prepared.channels
@@ -224,10 +227,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     test_scorer = SplitScorer(prepared.dataset_dir, fold.ids["test"], mesh, cfg.global_batch_size)
     labels, scores = test_scorer(evaluate, best)
     report = auc.per_class_auc(labels, scores, class_names)
+    # Every process takes part in the (collective) orbax save.
+    classifiers.save_params(
+        os.path.join(workdir, PARAMS_DIR), {"params": best.params, "batch_stats": best.batch_stats}, overwrite=True
+    )
     result = {
         "train_data": data.description,
         "dataset": prepared.name,
         "model": cfg.model,
+        "model_config": model_config,
+        "input_shape": [resolution, resolution, channels],
+        "params": PARAMS_DIR,
         "class_names": list(class_names),
         "train_images": len(data.train_ids),
         "constant_labels_in_training": constant,
@@ -252,6 +262,36 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         print(f"results: {result_path}")
     logging.info("train_classifier done in %.0f s", wall)
     return result
+
+
+def model_from(model_config: dict):
+    """The classifier module described by a results.json "model_config"."""
+    return classifiers.make_classifier(
+        model_config["name"],
+        model_config["num_classes"],
+        dtype=jnp.dtype(model_config["dtype"]),
+        tile_to_rgb=model_config["tile_to_rgb"],
+        **({"stem": model_config["stem"]} if model_config["stem"] else {}),
+    )
+
+
+def load_feature_extractor(classifier_dir: str) -> tuple[Callable, int]:
+    """(features(images [B,R,R,C]) -> [B, D] jitted, D) of the network a finished run selected.
+
+    `classifier_dir` is a train_classifier work directory (its results.json
+    and params/). Used for the Fréchet distance of the GAN and the privacy
+    audit: the study's feature space is the real-trained classifier's pool.
+    """
+    result_path = os.path.join(classifier_dir, RESULT_FILE)
+    if not os.path.exists(result_path):
+        raise FileNotFoundError(f"{result_path} does not exist: train the classifier on the real fold first")
+    result = fileio.read_json(result_path)
+    model = model_from(result["model_config"])
+    shape = (1, *result["input_shape"])
+    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
+    variables = classifiers.load_params(os.path.join(classifier_dir, result["params"]), abstract)
+    features = jax.jit(lambda variables, images: model.apply(variables, images, method=model.features))
+    return functools.partial(features, variables), model.feature_dim
 
 
 def print_report(result: dict) -> None:
