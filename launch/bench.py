@@ -2,12 +2,20 @@
 
   python launch/bench.py input [--images 1024] [--repeats 5] [--workdir /tmp/medgan-bench]
   python launch/bench.py classifier [--repeats 5]
+  python launch/bench.py gan [--steps 3] [--repeats 3] [--memory 256:32,512:16]
 
 `input`: images/s of the streaming pipeline reading prepared shards at 256 and
 512 px, against decoding the source files (CheXpert-layout JPEGs, RSNA-layout
 DICOMs) directly with the same loaders the prepare stage uses. Every figure is
 the median of `--repeats` timed runs in one process, so ratios between rows
 are meaningful on a shared, noisy machine.
+
+`gan`: for pggan (final stage, alpha 1), cpd (both WGAN-GP) and stylegan2 (ADA
+on, lazy R1 every 16 steps, timed over whole R1 periods) at full widths, 64 px,
+global batch 32: images/s of the full D+G step, XLA's FLOPs per step against
+the same run's matmul FLOP/s, and compile time (lower + compile); then the
+per-device `memory_analysis()` of the step at 256 px / 32 and 512 px / 16
+images per device, compiled from abstract inputs.
 """
 
 from __future__ import annotations
@@ -185,13 +193,13 @@ def _classifier_setup(name, resolution, batch, overrides, mesh):
     return state, train, batch, pos_weight, key
 
 
-def _bare_steps(train, state, data, key, pos_weight, steps):
-    """(state, seconds per step) of `steps` back-to-back jitted steps, one sync at the end."""
+def _bare_steps(train, state, inputs, steps):
+    """(state, seconds per step) of `steps` back-to-back `train(state, *inputs)`, one sync at the end."""
     import jax
 
     start = time.perf_counter()
     for _ in range(steps):
-        state, metrics = train(state, data, key, pos_weight)
+        state, metrics = train(state, *inputs)
     jax.block_until_ready(metrics)
     return state, (time.perf_counter() - start) / steps
 
@@ -207,7 +215,7 @@ def _step_rate(name, resolution, batch, overrides, repeats, steps, mesh) -> dict
     jax.block_until_ready(metrics)
     seconds = []
     for _ in range(repeats):
-        state, step_time = _bare_steps(train, state, data, key, pos_weight, steps)
+        state, step_time = _bare_steps(train, state, (data, key, pos_weight), steps)
         seconds.append(step_time)
     step_seconds = statistics.median(seconds)
     return {"model": name, "resolution": resolution, "batch": batch, "overrides": overrides,
@@ -247,7 +255,7 @@ def _loop_overhead(repeats: int, steps: int, mesh, workdir: str) -> dict:
     state = run_loop(state, os.path.join(workdir, "loop_warmup")).state
     bare, whole, steady = [], [], []
     for repeat in range(repeats):
-        state, step_time = _bare_steps(train, state, data, key, pos_weight, steps)
+        state, step_time = _bare_steps(train, state, (data, key, pos_weight), steps)
         bare.append(step_time)
 
         start = time.perf_counter()
@@ -287,9 +295,14 @@ def _memory(name, resolution, per_device_batch, mesh) -> dict:
     key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated)
     pos_weight = jax.ShapeDtypeStruct((14,), "float32", sharding=replicated)
     stats = train.lower(abstract_state, batch, key, pos_weight).compile().memory_analysis()
-    gib = 1 << 30
     return {"model": name, "resolution": resolution, "per_device_batch": per_device_batch,
-            "argument_gib": stats.argument_size_in_bytes / gib, "output_gib": stats.output_size_in_bytes / gib,
+            **_memory_gib(stats)}
+
+
+def _memory_gib(stats) -> dict:
+    """GiB fields of a compiled executable's `memory_analysis()`; peak = arguments + outputs - aliased + temp."""
+    gib = 1 << 30
+    return {"argument_gib": stats.argument_size_in_bytes / gib, "output_gib": stats.output_size_in_bytes / gib,
             "temp_gib": stats.temp_size_in_bytes / gib, "alias_gib": stats.alias_size_in_bytes / gib,
             "peak_gib": (stats.argument_size_in_bytes + stats.output_size_in_bytes
                          - stats.alias_size_in_bytes + stats.temp_size_in_bytes) / gib}
@@ -341,6 +354,148 @@ def print_classifier_table(result: dict) -> None:
           f"peak {memory['peak_gib']:.2f} GiB")
 
 
+GAN_MODELS = ("pggan", "cpd", "stylegan2")
+GAN_NUM_LABELS = 14  # CheXpert's findings, as the classifier benches use
+GAN_SPEED = (64, 32)  # px, global batch
+GAN_MEMORY = ((256, 32), (512, 16))  # px, batch per device
+
+
+def _gan_setup(name, resolution, overrides, r1_interval, global_batch):
+    """(spec, hyperparameters, jitted train step) at full widths unless `overrides` says otherwise.
+
+    stylegan2 runs with ADA on and lazy R1 every `r1_interval` steps; pggan / cpd
+    with WGAN-GP; the progressive GAN at its final stage (alpha = 1).
+    """
+    from medgan.models import gans
+    from medgan.train import gan_step
+
+    spec = gans.make_gan(name, resolution=resolution, num_labels=GAN_NUM_LABELS, **overrides)
+    hp = gan_step.GanHyperparameters(augment=spec.default_augment, r1_interval=r1_interval,
+                                     global_batch_size=global_batch)
+    return spec, hp
+
+
+def _gan_step_rate(name, resolution, batch, overrides, repeats, steps, r1_interval, mesh) -> dict:
+    """D+G step images/s (median of `repeats` runs of `steps` steps), XLA FLOPs per step, compile time."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from medgan.train import gan_step, sharding
+
+    spec, hp = _gan_setup(name, resolution, overrides, r1_interval, batch)
+    if spec.loss == "nonsaturating":  # whole lazy-R1 periods, so R1 costs what it costs in training
+        steps = -(-steps // r1_interval) * r1_interval
+    state = gan_step.create_gan_state(spec, hp, jax.random.key(0), mesh)
+    train = gan_step.make_train_step(spec, hp, mesh)
+    data = sharding.batch_sharding(mesh)
+    inputs = (
+        {"image": jax.device_put(jax.random.uniform(
+            jax.random.key(1), (batch, resolution, resolution, spec.generator.channels), minval=-1, maxval=1), data),
+         "labels": jax.device_put(
+            (jax.random.uniform(jax.random.key(2), (batch, GAN_NUM_LABELS)) < 0.3).astype(jnp.float32), data)},
+        jax.device_put(jax.random.key(3), sharding.replicated(mesh)),
+        np.float32(1.0),
+    )
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    lowered = train.lower(state, *inputs)
+    lower_seconds = time.perf_counter() - start
+    compiled = lowered.compile()
+    compile_seconds = time.perf_counter() - start
+    flops = compiled.cost_analysis()["flops"]
+    state, metrics = compiled(state, *inputs)  # warm-up
+    jax.block_until_ready(metrics)
+    seconds = []
+    for _ in range(repeats):
+        state, step_time = _bare_steps(compiled, state, inputs, steps)
+        seconds.append(step_time)
+    step_seconds = statistics.median(seconds)
+    return {"model": name, "resolution": resolution, "batch": batch, "overrides": overrides,
+            "steps": steps, "r1_interval": hp.r1_interval if spec.loss == "nonsaturating" else None,
+            "augment": hp.augment, "lower_seconds": lower_seconds, "compile_seconds": compile_seconds,
+            "step_seconds": step_seconds, "step_seconds_all": seconds, "images_per_second": batch / step_seconds,
+            "flops_per_step": flops, "flops_per_second": flops / step_seconds}
+
+
+def _gan_memory(name, resolution, per_device_batch, overrides, r1_interval, mesh) -> dict:
+    """Per-device memory of the compiled D+G step at `per_device_batch` images per device (abstract inputs)."""
+    import jax
+
+    from medgan.train import gan_step, sharding
+
+    global_batch = per_device_batch * mesh.size
+    spec, hp = _gan_setup(name, resolution, overrides, r1_interval, global_batch)
+    abstract_state = jax.eval_shape(lambda: gan_step.create_gan_state(spec, hp, jax.random.key(0), mesh))
+    train = gan_step.make_train_step(spec, hp, mesh)
+    data, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+    batch = {
+        "image": jax.ShapeDtypeStruct(
+            (global_batch, resolution, resolution, spec.generator.channels), "float32", sharding=data),
+        "labels": jax.ShapeDtypeStruct((global_batch, GAN_NUM_LABELS), "float32", sharding=data),
+    }
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated)
+    alpha = jax.ShapeDtypeStruct((), "float32", sharding=replicated)
+    start = time.perf_counter()
+    stats = train.lower(abstract_state, batch, key, alpha).compile().memory_analysis()
+    return {"model": name, "resolution": resolution, "per_device_batch": per_device_batch,
+            "compile_seconds": time.perf_counter() - start, **_memory_gib(stats)}
+
+
+def _parse_sizes(text: str) -> list[tuple[int, int]]:
+    """"256:32,512:16" -> [(256, 32), (512, 16)] (px, batch per device); "" -> []."""
+    return [tuple(int(v) for v in item.split(":")) for item in text.split(",") if item]
+
+
+def bench_gan(args) -> dict:
+    from medgan.train import sharding
+
+    mesh = sharding.make_mesh()
+    os.makedirs(args.workdir, exist_ok=True)
+    overrides = {k: v for k, v in (("fmap_base", args.fmap_base), ("fmap_max", args.fmap_max),
+                                   ("latent_dim", args.latent_dim)) if v}
+    models = args.models.split(",")
+    peak = matmul_flops_per_second(args.repeats)
+    steps = []
+    for name in models:
+        row = _gan_step_rate(name, args.resolution, args.batch, overrides, args.repeats, args.steps,
+                             args.r1_interval, mesh)
+        row["fraction_of_matmul"] = row["flops_per_second"] / peak
+        steps.append(row)
+        print(f"  {name}: {row['images_per_second']:.2f} img/s, {row['flops_per_step'] / 1e9:.1f} GFLOP/step, "
+              f"{row['fraction_of_matmul']:.0%} of matmul, compile {row['compile_seconds']:.1f} s", flush=True)
+    memory = []
+    for resolution, per_device in _parse_sizes(args.memory):
+        for name in models:
+            row = _gan_memory(name, resolution, per_device, overrides, args.r1_interval, mesh)
+            memory.append(row)
+            print(f"  memory {name} {resolution} px, {per_device}/device: arguments {row['argument_gib']:.2f}, "
+                  f"temp {row['temp_gib']:.2f}, peak {row['peak_gib']:.2f} GiB, "
+                  f"compile {row['compile_seconds']:.1f} s", flush=True)
+    return {"machine": _machine(), "repeats": args.repeats, "device_count": mesh.size,
+            "matmul_flops_per_second": peak, "steps": steps, "memory": memory}
+
+
+def print_gan_table(result: dict) -> None:
+    print(f"matmul 2048^2 f32: {result['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s; "
+          f"{result['device_count']} device(s)")
+    print("| model | px | batch | steps x repeats | img/s | GFLOP/step | GFLOP/s | of matmul | compile s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in result["steps"]:
+        print(f"| {row['model']} | {row['resolution']} | {row['batch']} | {row['steps']} x {result['repeats']} | "
+              f"{row['images_per_second']:.2f} | {row['flops_per_step'] / 1e9:.1f} | "
+              f"{row['flops_per_second'] / 1e9:.1f} | {row['fraction_of_matmul']:.0%} | "
+              f"{row['compile_seconds']:.1f} |")
+    if result["memory"]:
+        print()
+        print("| model | px | batch/device | arguments GiB | outputs GiB | aliased GiB | temp GiB | peak GiB | compile s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for row in result["memory"]:
+            print(f"| {row['model']} | {row['resolution']} | {row['per_device_batch']} | {row['argument_gib']:.2f} | "
+                  f"{row['output_gib']:.2f} | {row['alias_gib']:.2f} | {row['temp_gib']:.2f} | "
+                  f"{row['peak_gib']:.2f} | {row['compile_seconds']:.0f} |")
+
+
 def _chexpert_dataset_dir(root: str) -> str:
     """The folder holding train.csv inside a written CheXpert layout."""
     for dirpath, _, filenames in os.walk(root):
@@ -388,11 +543,27 @@ def main(argv=None) -> None:
     classifier_parser.add_argument("--repeats", type=int, default=5)
     classifier_parser.add_argument("--workdir", default="/tmp/medgan-bench")
     classifier_parser.add_argument("--out", default="", help="JSON result path (default <workdir>/classifier.json)")
+    gan_parser = sub.add_parser("gan", help="GAN D+G step images/s, FLOP/s, compile time; memory at 256/512 px")
+    gan_parser.add_argument("--models", default=",".join(GAN_MODELS))
+    gan_parser.add_argument("--resolution", type=int, default=GAN_SPEED[0], help="px of the timed steps")
+    gan_parser.add_argument("--batch", type=int, default=GAN_SPEED[1], help="global batch of the timed steps")
+    gan_parser.add_argument("--steps", type=int, default=3,
+                            help="timed steps per repeat (stylegan2: rounded up to whole R1 periods)")
+    gan_parser.add_argument("--repeats", type=int, default=3)
+    gan_parser.add_argument("--r1-interval", type=int, default=16, help="stylegan2 lazy R1 interval")
+    gan_parser.add_argument("--memory", default=",".join(f"{r}:{b}" for r, b in GAN_MEMORY),
+                            help="px:batch-per-device list for memory_analysis ('' to skip)")
+    gan_parser.add_argument("--fmap-base", type=int, default=0, help="override (smoke runs); 0 = model default")
+    gan_parser.add_argument("--fmap-max", type=int, default=0, help="override (smoke runs); 0 = model default")
+    gan_parser.add_argument("--latent-dim", type=int, default=0, help="override (smoke runs); 0 = model default")
+    gan_parser.add_argument("--workdir", default="/tmp/medgan-bench")
+    gan_parser.add_argument("--out", default="", help="JSON result path (default <workdir>/gan.json)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     bench, show = {"input": (bench_input, print_input_table),
-                   "classifier": (bench_classifier, print_classifier_table)}[args.bench]
+                   "classifier": (bench_classifier, print_classifier_table),
+                   "gan": (bench_gan, print_gan_table)}[args.bench]
     result = bench(args)
     out = args.out or os.path.join(args.workdir, f"{args.bench}.json")
     with open(out, "w") as f:

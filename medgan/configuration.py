@@ -372,6 +372,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.job == "synthesize" and not config.synthesize.generator:
         raise ConfigError("config.synthesize.generator is empty: give the work directory of a train_gan run")
     source = config.data.source
+    if source.startswith("phantom_") and config.data.resolution < 32:
+        raise ConfigError(f"config.data.resolution={config.data.resolution}: phantoms render at 32 px or more")
     if source in ("chexpert", "rsna_ich") and not config.data.root:
         raise ConfigError(
             f"config.data.root is empty: data.source={source!r} needs the folder of your copy"

@@ -230,3 +230,36 @@ def test_noise_input_random_const_and_without_rng():
     np.testing.assert_array_equal(layer.apply(params, x, noise_mode="const", rngs={"noise": jax.random.key(1)}), x)
     init = layer.init(jax.random.key(0), x)
     assert float(init["params"]["strength"]) == 0.0
+
+
+def _upfirdn_reference(x, kernel, up, pad_mode):
+    """Naive numpy 2-D FIR resampling: pad 1, zero-insert (up) or not, convolve with outer(k, k), stride."""
+    k = np.asarray(kernel, np.float64)
+    k2 = np.outer(k, k) / k.sum() ** 2 * (4.0 if up else 1.0)
+    mode = {"zeros": "constant", "edge": "edge", "reflect": "symmetric"}[pad_mode]
+    xp = np.pad(np.asarray(x, np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)), mode=mode)
+    b, h, w, c = xp.shape
+    if up:
+        z = np.zeros((b, 2 * h - 1, 2 * w - 1, c))
+        z[:, ::2, ::2] = xp
+        xp, stride = z, 1
+    else:
+        stride = 2
+    flipped = k2[::-1, ::-1]  # convolution
+    oh, ow = (xp.shape[1] - 4) // stride + 1, (xp.shape[2] - 4) // stride + 1
+    out = np.zeros((b, oh, ow, c))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, i * stride:i * stride + 4, j * stride:j * stride + 4]
+            out[:, i, j] = np.einsum("bhwc,hw->bc", patch, flipped)
+    return out
+
+
+@pytest.mark.parametrize("pad_mode", ["zeros", "edge", "reflect"])
+def test_fir_resampling_matches_a_naive_2d_reference_for_an_asymmetric_kernel(pad_mode):
+    x = normal(7, (2, 6, 8, 3))
+    kernel = (1.0, 2.0, 3.0, 4.0)
+    np.testing.assert_allclose(upsample2d(x, kernel, pad_mode), _upfirdn_reference(x, kernel, True, pad_mode),
+                               atol=1e-5)
+    np.testing.assert_allclose(downsample2d(x, kernel, pad_mode), _upfirdn_reference(x, kernel, False, pad_mode),
+                               atol=1e-5)
