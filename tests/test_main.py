@@ -53,6 +53,10 @@ def tiny_demo_config():
     clf = config.classifier
     clf.model, clf.tile_to_rgb, clf.global_batch_size = "densenet_tiny", False, 8
     clf.num_steps = clf.eval_every = clf.checkpoint_every = clf.log_every = 4
+    gan = config.gan
+    gan.model, gan.latent_dim, gan.fmap_base, gan.fmap_max, gan.global_batch_size = "cpd", 16, 128, 16, 8
+    gan.num_steps = gan.fid_every = gan.sample_every = gan.checkpoint_every = gan.log_every = 2
+    gan.fid_samples, gan.samples_per_combination = 16, 2
     return config
 
 
@@ -71,6 +75,16 @@ def test_demo_job_writes_previews_manifests_and_result_and_reruns_without_rebuil
     assert classifier["test_images"] == 2 * 2  # 10% of 20 per combination, 2 combinations
     assert classifier["test"]["mean_auc"] == result["classifier"]["mean_test_auc"]
     assert classifier["steps"] == 4
+    # Train on synthetic, test on real: both classifiers scored the same real test split.
+    svr = result["synthetic_versus_real"]
+    assert svr["cohort"] == "phantom_head_ct" and svr["gan_steps"] == 2
+    real = fileio.read_json(os.path.join(svr["directory"], "real_classifier", "results.json"))
+    synthetic = fileio.read_json(os.path.join(svr["directory"], "synthetic_classifier", "results.json"))
+    assert synthetic["train_data"].startswith("synthetic:") and real["train_data"] == "real"
+    assert synthetic["test_images"] == real["test_images"] == 4
+    assert svr["relative_auc"] == pytest.approx(svr["synthetic_mean_auc"] / svr["real_mean_auc"])
+    for picture in ("samples", "synthetic_preview", "data_card"):
+        assert os.path.exists(svr[picture])
 
     shards = sorted(pathlib.Path(tmp_path, "prepared").rglob("*.tfrecord*"))
     mtimes = [p.stat().st_mtime_ns for p in shards]

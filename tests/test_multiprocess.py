@@ -135,6 +135,7 @@ def test_two_process_demo_job_prepares_once_and_writes_one_result(tmp_path):
         "--config.preview_batches=1",
         "--config.cohorts=('phantom_mammo',)",
         "--config.classifier_cohort=",
+        "--config.gan_cohort=",
     ]
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     run_two_processes(
