@@ -11,6 +11,8 @@ the real test split, with their ratio (relative AUC). About 15 minutes on a
 2-core CPU.
 """
 
+import copy
+
 from medgan import configuration
 
 
@@ -40,6 +42,13 @@ def get_config(arg=None):
     clf.log_every = 25
     clf.plateau_patience = 3
     clf.early_stop_patience = 5
+
+    # The judge of the train-on-synthetic point: the same small DenseNet with the
+    # 3x3/1 stem, which keeps the 32 px head CTs' small findings (the ImageNet
+    # stem's 4x reduction leaves 8 px and loses them: real test AUC 0.75 vs 1.0).
+    config.gan_classifier = copy.deepcopy(clf)
+    config.gan_classifier.stem = "small"
+    config.gan_classifier.num_steps = 300
 
     config.gan_cohort = "phantom_head_ct"
     config.gan_resolution = 32

@@ -457,7 +457,7 @@ def bench_gan(args) -> dict:
     models = args.models.split(",")
     peak = matmul_flops_per_second(args.repeats)
     steps = []
-    for name in models:
+    for name in ([] if args.no_speed else models):
         row = _gan_step_rate(name, args.resolution, args.batch, overrides, args.repeats, args.steps,
                              args.r1_interval, mesh)
         row["fraction_of_matmul"] = row["flops_per_second"] / peak
@@ -551,6 +551,7 @@ def main(argv=None) -> None:
                             help="timed steps per repeat (stylegan2: rounded up to whole R1 periods)")
     gan_parser.add_argument("--repeats", type=int, default=3)
     gan_parser.add_argument("--r1-interval", type=int, default=16, help="stylegan2 lazy R1 interval")
+    gan_parser.add_argument("--no-speed", action="store_true", help="memory analysis only (compiles, runs nothing)")
     gan_parser.add_argument("--memory", default=",".join(f"{r}:{b}" for r, b in GAN_MEMORY),
                             help="px:batch-per-device list for memory_analysis ('' to skip)")
     gan_parser.add_argument("--fmap-base", type=int, default=0, help="override (smoke runs); 0 = model default")

@@ -194,6 +194,8 @@ def base_config(job: str) -> ml_collections.ConfigDict:
         config.gan_resolution = 32
         config.gan = gan_config()
         config.synthesize = synthesize_config()
+        # The classifier of that point (trained on real and on synthetic alike).
+        config.gan_classifier = classifier_config()
         config.distributed = "auto"
     config.lock()
     return config
@@ -295,18 +297,20 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("input.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("input.shuffle_buffer", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("preview_batches", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
-    ("classifier.model", lambda v: v in CLASSIFIERS, f"one of {CLASSIFIERS}"),
-    ("classifier.stem", lambda v: v in ("", "imagenet", "small"), "'', 'imagenet' or 'small'"),
-    ("classifier.dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
-    ("classifier.learning_rate", lambda v: v > 0, "a positive number"),
-    ("classifier.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
-    ("classifier.num_steps", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
-    ("classifier.eval_every", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
-    ("classifier.plateau_patience", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
-    ("classifier.plateau_factor", lambda v: 0 < v < 1, "a number in (0, 1)"),
-    ("classifier.early_stop_patience", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
-    ("classifier.checkpoint_every", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
-    ("classifier.log_every", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    *[
+        (f"{prefix}.{key}", ok, expected)
+        for prefix in ("classifier", "gan_classifier")
+        for key, ok, expected in (
+            ("model", lambda v: v in CLASSIFIERS, f"one of {CLASSIFIERS}"),
+            ("stem", lambda v: v in ("", "imagenet", "small"), "'', 'imagenet' or 'small'"),
+            ("dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
+            ("learning_rate", lambda v: v > 0, "a positive number"),
+            ("plateau_factor", lambda v: 0 < v < 1, "a number in (0, 1)"),
+            *[(name, lambda v: isinstance(v, int) and v >= 1, "a positive integer")
+              for name in ("global_batch_size", "num_steps", "eval_every", "plateau_patience",
+                           "early_stop_patience", "checkpoint_every", "log_every")],
+        )
+    ],
     ("gan.model", lambda v: v in GAN_MODELS, f"one of {GAN_MODELS}"),
     ("gan.dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
     *[

@@ -114,6 +114,7 @@ def synthetic_versus_real(config: ml_collections.ConfigDict, workdir: str) -> di
         clf = classifier_config(config, workdir)
         clf.data = copy.deepcopy(data)
         clf.fold.manifest = manifest
+        clf.classifier = copy.deepcopy(config.gan_classifier)
         clf.classifier.train_data = train_data
         return train_classifier.run(clf, os.path.join(base, name))
 

@@ -53,6 +53,7 @@ def tiny_demo_config():
     clf = config.classifier
     clf.model, clf.tile_to_rgb, clf.global_batch_size = "densenet_tiny", False, 8
     clf.num_steps = clf.eval_every = clf.checkpoint_every = clf.log_every = 4
+    config.gan_classifier = clf
     gan = config.gan
     gan.model, gan.latent_dim, gan.fmap_base, gan.fmap_max, gan.global_batch_size = "cpd", 16, 128, 16, 8
     gan.num_steps = gan.fid_every = gan.sample_every = gan.checkpoint_every = gan.log_every = 2
