@@ -7,7 +7,7 @@ on the chest fold. Then the study's question on head CT at 32 px: a small
 DenseNet trained on the real fold, a progressive GAN trained on the same fold
 (scored by Fréchet distance in that DenseNet's features), a synthetic cohort
 with the fold's label counts, and the DenseNet trained on it — both tested on
-the real test split, with their ratio (relative AUC). About 15 minutes on a
+the real test split, with their ratio (relative AUC). About 16 minutes on a
 2-core CPU.
 """
 
