@@ -103,7 +103,7 @@ def plan(fold: folds.Fold, counts: dict[str, list[int]]) -> tuple[list[ImageReco
 
 
 def generate(gan_dir: str, records: Sequence[ImageRecord], *, seed: int, global_batch_size: int, mesh):
-    """uint8 [N, R, R, C] images for `records` (their labels) from the EMA generator of `gan_dir`."""
+    """(uint8 [N, R, R, C] images for `records` (their labels), train_gan results.json) of `gan_dir`'s EMA generator."""
     spec, params, gan_result = train_gan.load_generator(gan_dir, mesh)
     labels = np.array([r.labels for r in records], np.float32)
     z = train_gan.latents(seed, len(records), spec.latent_dim)
@@ -112,7 +112,7 @@ def generate(gan_dir: str, records: Sequence[ImageRecord], *, seed: int, global_
         visualize.to_uint8(multihost_utils.process_allgather(jnp.clip(batch, -1.0, 1.0), tiled=True)[mask])
         for batch, mask in sampler(spec, params, z, labels, jax.random.key(seed))
     ]
-    return np.concatenate(images), spec, gan_result
+    return np.concatenate(images), gan_result
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -132,8 +132,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     fold = folds.read_manifest(gan_result["fold_manifest"])
     counts = counts_per_combination(fold, cfg.per_combination)
     records, splits = plan(fold, counts)
-    images, spec, gan_result = generate(cfg.generator, records, seed=config.seed,
-                                        global_batch_size=cfg.global_batch_size, mesh=mesh)
+    images, gan_result = generate(cfg.generator, records, seed=config.seed,
+                                  global_batch_size=cfg.global_batch_size, mesh=mesh)
 
     staging = os.path.join(workdir, ".staging")
     if jax.process_index() == 0:

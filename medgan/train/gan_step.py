@@ -246,17 +246,15 @@ def train_step(
 
     # --- ADA probability (Karras et al. 2020b, sec. 3) ----------------------
     sign_sum, count, p = state.ada_sign_sum + d_aux.pop("real_sign"), state.ada_count + 1.0, state.ada_p
+    rt = sign_sum / count
     if hp.augment:
         update_now = ((state.step + 1) % hp.ada_interval) == 0
         new_p = ada.update_probability(
-            p, sign_sum / count, target=hp.ada_target, batch_size=hp.global_batch_size,
+            p, rt, target=hp.ada_target, batch_size=hp.global_batch_size,
             interval=hp.ada_interval, speed_images=hp.ada_speed_images,
         )
-        rt = sign_sum / count
         p = jnp.where(update_now, new_p, p)
         sign_sum, count = jnp.where(update_now, 0.0, sign_sum), jnp.where(update_now, 0.0, count)
-    else:
-        rt = sign_sum / count
 
     new_state = state.replace(
         step=state.step + 1,
