@@ -20,7 +20,7 @@ JOBS = {
     "train_classifier": "medgan.train_classifier:run",
     "train_gan": "medgan.train_gan:run",
     "synthesize": "medgan.synthesize:run",
-    "demo": "medgan.demo:run",
+    "benchmark": "medgan.benchmark:run",
 }
 
 SOURCES = ("phantom_chest", "phantom_head_ct", "phantom_mammo", "chexpert", "rsna_ich")
@@ -67,17 +67,6 @@ def fold_config() -> ml_collections.ConfigDict:
             # An existing manifest.json to use instead of <workdir>/manifest.json
             # (the stages of one benchmark point share one fold).
             "manifest": "",
-        }
-    )
-
-
-def input_config() -> ml_collections.ConfigDict:
-    """The streaming pipeline."""
-    return ml_collections.ConfigDict(
-        {
-            "global_batch_size": 32,
-            "flip": False,  # opt-in: some findings are lateralised
-            "shuffle_buffer": 2048,
         }
     )
 
@@ -164,6 +153,18 @@ def synthesize_config() -> ml_collections.ConfigDict:
     )
 
 
+def benchmark_config() -> ml_collections.ConfigDict:
+    """What the benchmark point reports besides its stages' own settings."""
+    return ml_collections.ConfigDict(
+        {
+            "study": "",  # the study (config file) the point belongs to, recorded in results.json
+            "level": 0.95,  # of the DeLong confidence intervals
+            # report.md: this many generated images per label combination, beside as many real ones.
+            "report_samples": 4,
+        }
+    )
+
+
 def base_config(job: str) -> ml_collections.ConfigDict:
     """Every key `job` understands, with its default. Locked: unknown keys fail."""
     if job not in JOBS:
@@ -180,22 +181,13 @@ def base_config(job: str) -> ml_collections.ConfigDict:
     if job == "synthesize":
         config.synthesize = synthesize_config()
         config.distributed = "auto"
-    if job == "demo":
-        config.cohorts = ("phantom_chest", "phantom_head_ct")
+    if job == "benchmark":
+        # One benchmark point: every stage reads data/fold/seed from here.
         config.fold = fold_config()
-        config.input = input_config()
-        # The cohort the demo's classifier is trained and tested on ("" = none).
-        config.classifier_cohort = "phantom_chest"
-        config.classifier = classifier_config()
-        config.preview_batches = 3
-        # Train on synthetic, test on real: a GAN on this cohort ("" = skip), at
-        # gan_resolution px, synthesized, and the classifier trained on real and on synthetic.
-        config.gan_cohort = "phantom_head_ct"
-        config.gan_resolution = 32
+        config.classifier = classifier_config()  # trained on the real fold and on the synthetic cohort
         config.gan = gan_config()
         config.synthesize = synthesize_config()
-        # The classifier of that point (trained on real and on synthetic alike).
-        config.gan_classifier = classifier_config()
+        config.benchmark = benchmark_config()
         config.distributed = "auto"
     config.lock()
     return config
@@ -274,18 +266,6 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         lambda v: len(v) >= 1 and len(set(v)) == len(v) and all(w in RSNA_WINDOWS for w in v),
         f"a non-empty tuple of distinct names from {RSNA_WINDOWS}",
     ),
-    (
-        "cohorts",
-        lambda v: len(v) >= 1 and all(s in SOURCES for s in v),
-        f"a non-empty tuple of names from {SOURCES}",
-    ),
-    ("classifier_cohort", lambda v: v == "" or v in SOURCES, f"'' or one of {SOURCES}"),
-    ("gan_cohort", lambda v: v == "" or v in SOURCES, f"'' or one of {SOURCES}"),
-    (
-        "gan_resolution",
-        lambda v: isinstance(v, int) and v >= 8 and not v & (v - 1),
-        "a power of two >= 8",
-    ),
     ("fold.num_combinations", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("fold.per_combination", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     (
@@ -294,12 +274,8 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         "three positive train/val/test fractions summing to 1",
     ),
     ("fold.seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
-    ("input.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
-    ("input.shuffle_buffer", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
-    ("preview_batches", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     *[
-        (f"{prefix}.{key}", ok, expected)
-        for prefix in ("classifier", "gan_classifier")
+        (f"classifier.{key}", ok, expected)
         for key, ok, expected in (
             ("model", lambda v: v in CLASSIFIERS, f"one of {CLASSIFIERS}"),
             ("stem", lambda v: v in ("", "imagenet", "small"), "'', 'imagenet' or 'small'"),
@@ -338,6 +314,8 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("gan.fid_patience", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     ("synthesize.per_combination", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     ("synthesize.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("benchmark.level", lambda v: 0 < v < 1, "a number in (0, 1)"),
+    ("benchmark.report_samples", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("distributed", lambda v: v in ("auto", "force", "off"), "one of ('auto', 'force', 'off')"),
 ]
 
@@ -361,7 +339,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             valid = False
         if not valid:
             raise ConfigError(f"config.{path}={value!r}: expected {expected}")
-    if config.job == "train_gan":
+    if config.job in ("train_gan", "benchmark"):
         resolution = config.data.resolution
         if resolution & (resolution - 1) or resolution < 8:
             raise ConfigError(f"config.data.resolution={resolution}: a GAN needs a power of two >= 8")
@@ -369,10 +347,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(
                 f"config.gan.start_resolution={config.gan.start_resolution}: above data.resolution={resolution}"
             )
-    if config.job == "demo" and config.gan_cohort and config.gan.model == "pggan":
-        if config.gan.start_resolution > config.gan_resolution:
-            raise ConfigError(f"config.gan.start_resolution={config.gan.start_resolution}: above "
-                              f"gan_resolution={config.gan_resolution}")
     if config.job == "synthesize" and not config.synthesize.generator:
         raise ConfigError("config.synthesize.generator is empty: give the work directory of a train_gan run")
     source = config.data.source

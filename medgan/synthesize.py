@@ -217,7 +217,7 @@ def _write_outputs(workdir, config, fold, records, splits, images, gan_result, d
                 for i, c in enumerate(fold.combinations)
             ],
         },
-        "software": _versions(),
+        "software": software_versions(),
         # The memorisation audit (nearest real neighbours) is a later stage; it appends itself here.
         "audits": [],
         "real_metadata_copied": False,
@@ -228,7 +228,8 @@ def _write_outputs(workdir, config, fold, records, splits, images, gan_result, d
     return card
 
 
-def _versions() -> dict[str, str]:
+def software_versions() -> dict[str, str]:
+    """Installed versions of medgan and the libraries its results depend on."""
     import importlib.metadata
 
     names = ("medgan", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
@@ -260,7 +261,7 @@ def _data_card_markdown(card: dict) -> str:
         f"- trained on: `{g['trained_on']['dataset']}`, {g['trained_on']['train_images']} real training images",
         f"- steps: {g['steps']}, EMA weights of step {g['selected_step']}"
         + (f" (lowest Fréchet distance, {g['fd']:.2f})" if g["fd"] is not None else ""),
-        f"- checkpoint SHA-256: `{g['checkpoint_sha256']}`",
+        f"- generator weights SHA-256: `{g['checkpoint_sha256']}`",
         "",
         "## Label combinations",
         "",

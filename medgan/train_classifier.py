@@ -182,7 +182,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         model, state_lib.adam(cfg.learning_rate), init_key, (1, resolution, resolution, channels), mesh
     )
     train, evaluate = classifier_step.make_steps(mesh, flip=cfg.flip)
-    pos_weight = jax.device_put(jnp.asarray(pos_weight), sharding.replicated(mesh))
+    pos_weight = sharding.replicate(pos_weight, mesh)
+    step_key = sharding.replicate(step_key, mesh)
 
     val_scorer = SplitScorer(data.dataset_dir, data.val_ids, mesh, cfg.global_batch_size)
 

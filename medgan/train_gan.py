@@ -94,7 +94,7 @@ class PhasedSteps:
 
     def __init__(self, spec: gans.GanSpec, hp: gan_step.GanHyperparameters, mesh, rng: jax.Array):
         self.spec, self.hp, self.mesh = spec, hp, mesh
-        self.rng = jax.device_put(rng, sharding.replicated(mesh))
+        self.rng = sharding.replicate(rng, mesh)
         self.stage, self.alpha = spec.resolution, 1.0
         self._steps: dict[int, object] = {}
 
@@ -302,7 +302,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "best_fd": outcome.best_value if selected is outcome.best_state else None,
         "ada_p": float(jax.device_get(selected.ada_p)),
         "generator": GENERATOR_DIR,
-        "generator_sha256": directory_sha256(generator_dir),
+        "generator_sha256": params_sha256(selected.ema_params),
         "samples": os.path.relpath(final_grid, workdir),
         "train_images_per_second": outcome.images_per_second(cfg.global_batch_size),
         "wall_seconds": wall,
@@ -348,19 +348,25 @@ def load_generator(gan_dir: str, mesh) -> tuple[gans.GanSpec, dict, dict]:
     return spec, params, result
 
 
-def directory_sha256(path: str) -> str:
-    """SHA-256 over the relative paths and bytes of every file under `path` (sorted): the checkpoint's identity."""
+def params_sha256(params) -> str:
+    """SHA-256 over every parameter's path, dtype, shape and bytes: the weights' identity.
+
+    Independent of when and how they were saved (orbax's files carry
+    timestamps), so a resumed run that reaches the same weights as an
+    uninterrupted one has the same hash. Parameters are replicated: each leaf's
+    first local copy is the whole array.
+    """
     import hashlib
 
     digest = hashlib.sha256()
-    for root, dirs, files in sorted(os.walk(path)):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            digest.update(os.path.relpath(full, path).encode())
-            with open(full, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if isinstance(leaf, jax.Array):
+            if not leaf.is_fully_replicated:
+                raise ValueError(f"parameter {jax.tree_util.keystr(path)} is sharded; expected replicated parameters")
+            leaf = leaf.addressable_data(0)
+        value = np.ascontiguousarray(np.asarray(leaf))
+        digest.update(f"{jax.tree_util.keystr(path)}|{value.dtype}|{value.shape}|".encode())
+        digest.update(value.tobytes())
     return digest.hexdigest()
 
 

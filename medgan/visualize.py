@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -74,3 +74,41 @@ def caption(labels: np.ndarray, class_names: Sequence[str]) -> str:
     """Names of the positive entries of a multi-hot vector [K], '+'-joined."""
     names = [name for name, on in zip(class_names, np.asarray(labels) > 0.5) if on]
     return " + ".join(names) if names else "(none)"
+
+
+def save_roc_curves(
+    path: str, labels: np.ndarray, scores: Mapping[str, np.ndarray], class_names: Sequence[str]
+) -> None:
+    """One ROC panel per class, a curve per classifier (e.g. trained on real / on synthetic), AUC in the legend.
+
+    labels: [N, K] of one test split; scores: {name: [N, K]} on those images.
+    A class without positives or negatives in the split has no curve; its
+    panel says so instead of drawing a misleading diagonal.
+    """
+    from medgan.eval import auc
+
+    labels = np.asarray(labels)
+    columns = min(4, len(class_names))
+    rows = -(-len(class_names) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(class_names):]:
+        ax.axis("off")
+    for k, (ax, name) in enumerate(zip(axes.flat, class_names)):
+        positives = int(labels[:, k].sum())
+        ax.plot([0, 1], [0, 1], color="0.8", linewidth=0.8)
+        if 0 < positives < len(labels):
+            for label, s in scores.items():
+                fpr, tpr = auc.roc_curve(labels[:, k], s[:, k])
+                ax.plot(fpr, tpr, label=f"{label} {auc.roc_auc(labels[:, k], s[:, k]):.3f}")
+            ax.legend(loc="lower right", fontsize=7, title="trained on, AUC", title_fontsize=7)
+        else:
+            ax.text(0.5, 0.5, f"no AUC:\n{positives} positives\nof {len(labels)}", ha="center", va="center")
+        ax.set_title(_wrap(name, 34), fontsize=8)
+        ax.set_xlabel("false positive rate", fontsize=7)
+        ax.set_ylabel("true positive rate", fontsize=7)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=6)
+    figure.tight_layout()
+    with fileio.atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)

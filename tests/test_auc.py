@@ -389,3 +389,27 @@ def test_paired_zero_variance_nonzero_difference_is_json_safe():
     assert t["difference"] == 0.5 and t["variance"] == 0.0
     assert t["p_value"] == 0.0 and t["z"] is None
     json.dumps(t, allow_nan=False)
+
+
+def test_roc_curve_area_equals_auc_with_ties_and_matches_sklearn():
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 200)
+    scores = np.round(rng.normal(labels * 0.8, 1.0), 1)  # many ties
+    fpr, tpr = A.roc_curve(labels, scores)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    assert area == pytest.approx(A.roc_auc(labels, scores), abs=1e-12)
+    sk_fpr, sk_tpr, _ = sk_roc_curve(labels, scores, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+
+
+def test_roc_curve_hand_case_and_one_sided_labels():
+    fpr, tpr = A.roc_curve([1, 0, 1, 0], [0.9, 0.8, 0.8, 0.1])
+    np.testing.assert_allclose(fpr, [0, 0, 0.5, 1])
+    np.testing.assert_allclose(tpr, [0, 0.5, 1, 1])
+    with pytest.raises(ValueError, match="positives and negatives"):
+        A.roc_curve([1, 1], [0.2, 0.3])

@@ -60,11 +60,14 @@ def test_base_config_is_locked_so_a_misspelt_key_fails_where_written():
         ("data.chexpert_policy", "maybe", r"config\.data\.chexpert_policy='maybe'"),
         ("data.rsna_windows", ("brain", "lung"), r"config\.data\.rsna_windows="),
         ("fold.fractions", (0.8, 0.1, 0.2), r"config\.fold\.fractions="),
-        ("input.global_batch_size", 0, r"config\.input\.global_batch_size=0"),
+        ("classifier.global_batch_size", 0, r"config\.classifier\.global_batch_size=0"),
+        ("gan.model", "biggan", r"config\.gan\.model='biggan'"),
+        ("benchmark.level", 1.5, r"config\.benchmark\.level=1\.5"),
+        ("data.resolution", 48, r"config\.data\.resolution=48: a GAN needs a power of two"),
     ],
 )
 def test_impossible_values_name_the_key(key, value, message):
-    config = configuration.base_config("demo")
+    config = configuration.base_config("benchmark")
     node = config
     *parents, leaf = key.split(".")
     for part in parents:

@@ -124,27 +124,19 @@ def test_two_processes_stream_disjoint_slices_into_global_batches(coded_dataset,
     assert [batch["global"] for batch in reports[0]["eval"]] == [batch["global"] for batch in reports[1]["eval"]]
 
 
-def test_two_process_demo_job_prepares_once_and_writes_one_result(tmp_path):
-    """The demo job as a 2-process cluster: process 0 builds, the other waits, both stream."""
-    workdir = tmp_path / "demo"
-    config_flags = [
-        "--config=configs/demo.py:resolution=32,patients=600",
-        "--config.fold.num_combinations=2",
-        "--config.fold.per_combination=20",
-        "--config.input.global_batch_size=8",
-        "--config.preview_batches=1",
-        "--config.cohorts=('phantom_mammo',)",
-        "--config.classifier_cohort=",
-        "--config.gan_cohort=",
-    ]
+def test_two_process_benchmark_point_prepares_once_and_writes_one_result(tmp_path):
+    """A whole benchmark point (both classifiers, the GAN, synthesis) as a 2-process cluster."""
+    workdir = tmp_path / "point"
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     run_two_processes(
-        lambda pid: [sys.executable, "-m", "medgan.main", f"--workdir={workdir}", *config_flags], cwd=repo
+        lambda pid: [sys.executable, "-m", "medgan.main", f"--workdir={workdir}",
+                     "--config=configs/demo.py:size=tiny,classes=2,per_class=20"],
+        cwd=repo, timeout=600,
     )
-    result = json.loads((workdir / "result.json").read_text())
-    assert (result["processes"], result["devices"]) == (2, 4)
-    cohort = result["cohorts"]["phantom_mammo"]
-    assert os.path.getsize(cohort["preview"]) > 10_000
-    assert cohort["batch_shape"] == [32, 32, 1]
+    result = json.loads((workdir / "results.json").read_text())
+    assert (result["software"]["processes"], result["software"]["devices"]) == (2, 4)
+    assert result["gan"]["steps"] == 4 and result["synthetic_images"] == 36
+    assert result["relative_auc"]["mean"] == result["synthetic"]["mean_auc"] / result["real"]["mean_auc"]
     builds = list((workdir / "prepared").rglob("prepare_report.json"))
     assert len(builds) == 1, builds
+    assert os.path.getsize(workdir / result["figures"]["real_vs_synthetic"]) > 10_000

@@ -3,11 +3,13 @@
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 
 from medgan import configuration, fileio, main, synthesize, train_gan
 from medgan.data import builders, folds, pipeline
+from medgan.train import sharding
 
 RES = 32
 
@@ -55,7 +57,10 @@ def test_train_gan_writes_results_samples_and_generator(pipeline_dirs):
     assert result["selected_step"] == 6 and result["best_fd"] > 0
     assert (gan_dir / result["samples"]).exists() and (gan_dir / train_gan.GENERATOR_DIR).is_dir()
     assert sorted(n for n in os.listdir(gan_dir / "samples") if n.endswith(".png")) == ["step_0000003.png", "step_0000006.png"]
-    assert result["generator_sha256"] == train_gan.directory_sha256(str(gan_dir / train_gan.GENERATOR_DIR))
+    # The recorded hash is of the weights: the exported generator read back has it.
+    _, params, _ = train_gan.load_generator(str(gan_dir), sharding.make_mesh())
+    assert result["generator_sha256"] == train_gan.params_sha256(params)
+    assert train_gan.params_sha256(jax.tree.map(lambda x: x + 1e-6, params)) != result["generator_sha256"]
 
 
 def test_finished_jobs_are_skipped(pipeline_dirs):

@@ -45,6 +45,7 @@ import numpy as np
 
 __all__ = [
     "roc_auc",
+    "roc_curve",
     "delong_variance",
     "delong_covariance",
     "auc_confidence_interval",
@@ -139,6 +140,24 @@ def roc_auc(labels, scores) -> float:
     ranks = _midranks(s)
     # Mann–Whitney: U = sum of positive midranks - m(m+1)/2.
     return float((ranks[y].sum() - m * (m + 1) / 2.0) / (m * n))
+
+
+def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rates [T+1], true positive rates [T+1]) at every distinct score threshold.
+
+    Starts at (0, 0) and ends at (1, 1); tied scores move along a diagonal, so
+    the trapezoidal area under the curve equals ``roc_auc`` exactly. Needs at
+    least one positive and one negative.
+    """
+    y, s = _check_1d(labels, scores)
+    m, n = int(y.sum()), int((~y).sum())
+    if m == 0 or n == 0:
+        raise ValueError(f"an ROC curve needs positives and negatives; got {m} and {n}")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last_of_tie = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tps, fps = np.cumsum(y)[last_of_tie], np.cumsum(~y)[last_of_tie]
+    return np.r_[0.0, fps / n], np.r_[0.0, tps / m]
 
 
 def delong_covariance(labels, scores) -> tuple[np.ndarray, np.ndarray]:

@@ -54,6 +54,20 @@ def global_from_host(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
+def replicate(value, mesh: Mesh) -> jax.Array:
+    """A full copy on every device of every process, from a value each process holds in full.
+
+    For small per-run constants (RNG keys, class weights): `jax.device_put`
+    only reaches this process's devices, so in a multi-process job it cannot
+    build a replicated array from a local one. Typed PRNG keys travel as their
+    key data.
+    """
+    if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        data = replicate(jax.random.key_data(value), mesh)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(value))
+    return global_from_host(np.asarray(value), replicated(mesh))
+
+
 def multiprocess_environment(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment describes more than one cooperating process.
 

@@ -1,0 +1,145 @@
+"""The benchmark job: one point end to end at the tiny size, its results.json, report, skipping and resuming."""
+
+import importlib.util
+import os
+import pathlib
+import shutil
+import signal
+
+import numpy as np
+import pytest
+
+from medgan import benchmark, fileio, main
+from medgan.eval import auc
+from medgan.train import loop
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+POINT = "size=tiny,classes=2,per_class=20"
+
+
+def tiny_config():
+    spec = importlib.util.spec_from_file_location("demo_config", REPO / "configs" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(POINT)
+
+
+def answer(result):
+    """Everything of results.json that must not depend on how the run was interrupted (no times, no paths)."""
+    kept = {key: result[key] for key in ("point", "real", "synthetic", "relative_auc", "delong", "gan",
+                                         "synthetic_images", "fold")}
+    kept["gan"] = {k: v for k, v in kept["gan"].items() if k != "train_images_per_second"}
+    return kept
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("benchmark")
+    return workdir, main.run_job(tiny_config(), str(workdir))
+
+
+def test_results_json_answers_the_point_and_records_how(finished):
+    workdir, result = finished
+    assert fileio.read_json(workdir / benchmark.RESULT_FILE) == result
+    assert result["point"] == {"study": "demo", "source": "phantom_head_ct", "dataset": result["point"]["dataset"],
+                               "resolution": 32, "model": "pggan", "num_combinations": 2, "per_combination": 20}
+    # The pairing: both classifiers' saved test scores, recomputed here.
+    npz = {name: np.load(workdir / name / "test_scores.npz") for name in ("real_classifier", "synthetic_classifier")}
+    np.testing.assert_array_equal(npz["real_classifier"]["image_ids"], npz["synthetic_classifier"]["image_ids"])
+    labels, names = npz["real_classifier"]["labels"], list(result["fold"]["class_names"])
+    paired = auc.paired_report(labels, npz["real_classifier"]["scores"], npz["synthetic_classifier"]["scores"], names)
+    assert result["delong"]["mean"] == paired["mean"] and result["delong"]["classes"] == paired["classes"]
+    for side, key in (("real", "real_classifier"), ("synthetic", "synthetic_classifier")):
+        report = auc.per_class_auc(labels, npz[key]["scores"], names)
+        assert result[side]["mean_auc"] == report["mean_auc"]
+        assert result[side]["per_class_auc"] == {n: c["auc"] for n, c in report["classes"].items()}
+        assert result[side]["mean_auc_ci"] == [report["mean_auc_ci_low"], report["mean_auc_ci_high"]]
+    relative = result["relative_auc"]
+    assert relative["mean"] == pytest.approx(result["synthetic"]["mean_auc"] / result["real"]["mean_auc"])
+    for name, value in relative["per_class"].items():
+        real, synthetic = result["real"]["per_class_auc"][name], result["synthetic"]["per_class_auc"][name]
+        assert value == (None if real is None else pytest.approx(synthetic / real))
+    mean = result["delong"]["mean"]
+    assert relative["ci_low"] == pytest.approx(1 - mean["ci_high"] / result["real"]["mean_auc"])
+    assert relative["ci_high"] == pytest.approx(1 - mean["ci_low"] / result["real"]["mean_auc"])
+    # The fold, the stages, the configs and the software.
+    manifest = fileio.read_json(workdir / "manifest.json")
+    assert result["fold"]["content"] == manifest
+    assert result["fold"]["sizes"] == {split: len(ids) for split, ids in manifest["ids"].items()} == {
+        "train": 32, "val": 4, "test": 4}
+    assert result["synthetic_images"] == 36  # the fold's train + val counts
+    assert result["gan"]["steps"] == 4 and len(result["gan"]["generator_sha256"]) == 64
+    assert set(result["wall_seconds"]) == {*benchmark.STAGES, "total"}
+    assert result["wall_seconds"]["total"] == pytest.approx(sum(result["wall_seconds"][s] for s in benchmark.STAGES))
+    assert result["wall_seconds"]["gan"] > 0
+    assert result["configs"]["benchmark"]["gan"]["num_steps"] == 4
+    assert result["software"]["devices"] == 8 and result["software"]["processes"] == 1
+    assert result["software"]["jax"] and result["software"]["medgan"]
+
+
+def test_report_shows_the_table_and_pictures_that_exist(finished):
+    workdir, result = finished
+    report = (workdir / benchmark.REPORT_FILE).read_text()
+    assert f"| real | {result['real']['mean_auc']:.3f} |" in report
+    assert f"| synthetic | {result['synthetic']['mean_auc']:.3f} |" in report
+    assert f"Relative AUC (synthetic / real): {result['relative_auc']['mean']:.3f}" in report
+    for name in result["fold"]["class_names"]:
+        assert f"| {name} |" in report
+    linked = [part.split(")")[0] for part in report.split("](")[1:]]
+    assert set(result["figures"].values()) <= set(linked)
+    for path in linked:
+        assert (workdir / path).is_file(), path
+    for path in result["figures"].values():
+        assert (workdir / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (workdir / path).stat().st_size > 10_000
+
+
+def _mtimes(directory):
+    return {p: p.stat().st_mtime_ns for p in pathlib.Path(directory).rglob("*") if p.is_file()}
+
+
+def test_a_finished_point_is_skipped(finished):
+    workdir, result = finished
+    before = _mtimes(workdir)
+    assert main.run_job(tiny_config(), str(workdir)) == result
+    assert _mtimes(workdir) == before
+
+
+def test_a_lost_stage_is_recomputed_and_finished_stages_are_not(finished, tmp_path):
+    source, result = finished
+    workdir = tmp_path / "copy"
+    shutil.copytree(source, workdir)
+    for name in (benchmark.RESULT_FILE, benchmark.REPORT_FILE):
+        os.remove(workdir / name)
+    shutil.rmtree(workdir / "synthetic_classifier")
+    kept = {stage: _mtimes(workdir / stage) for stage in ("real_classifier", "gan", "synthetic")}
+    again = main.run_job(tiny_config(), str(workdir))
+    assert answer(again) == answer(result)
+    for stage, mtimes in kept.items():
+        assert _mtimes(workdir / stage) == mtimes, f"{stage} was redone"
+
+
+def test_a_gan_preempted_mid_training_resumes_to_the_uninterrupted_results(finished, tmp_path, monkeypatch):
+    _, uninterrupted = finished
+    workdir = tmp_path / "preempted"
+    train_loop = loop.train_loop
+
+    def sigterm_gan_at_step_3(**kwargs):
+        def hook(step, state):
+            if step == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        if os.path.basename(kwargs["workdir"]) == "gan":
+            kwargs["hooks"] = [*kwargs.get("hooks", ()), hook]
+        return train_loop(**kwargs)
+
+    monkeypatch.setattr(loop, "train_loop", sigterm_gan_at_step_3)
+    first = main.run_job(tiny_config(), str(workdir))
+    assert first == {"status": "preempted", "stage": "gan"}
+    assert not (workdir / benchmark.RESULT_FILE).exists()
+    assert not (workdir / "gan" / "results.json").exists()
+
+    monkeypatch.setattr(loop, "train_loop", train_loop)
+    resumed = main.run_job(tiny_config(), str(workdir))
+    assert answer(resumed) == answer(uninterrupted)
+    assert resumed["wall_seconds"]["gan"] > 0
