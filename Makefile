@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= work/demo
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-cluster venv clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,23 @@ test: $(STAMP)
 	mkdir -p work/test
 	$(PY) -m pytest tests -q --junitxml=work/test/junit.xml
 	@echo "test report: work/test/junit.xml"
+
+# launch/slurm.py against a real SLURM: a single-node cluster on this host (as root; the first
+# run installs slurm-wlm and munge with apt), two tiny demo_sweep points of 2 jax processes each.
+# The cluster goes down whatever happens; the exit status is the check's (or down's, if it fails).
+CLUSTER_WORKDIR ?= work/cluster
+CLUSTER_POINTS := classes-2_per_class-50 classes-2_per_class-100
+test-cluster: $(STAMP)
+	rm -rf $(CLUSTER_WORKDIR)
+	trap 'launch/local_slurm.sh down; exit 130' INT TERM; \
+	status=0; \
+	launch/local_slurm.sh up && \
+	SLURM_CONF=$${MEDGAN_SLURM_DIR:-/tmp/medgan-slurm}/slurm.conf $(PY) launch/slurm.py \
+		--config=configs/demo_sweep.py:size=tiny --workdir=$(CLUSTER_WORKDIR) --only=classes=2 \
+		--nodes=1 --tasks-per-node=2 --cpus-per-task=1 --time=00:30:00 --wait && \
+	$(PY) launch/check_cluster.py $(CLUSTER_WORKDIR) --processes=2 $(CLUSTER_POINTS) || status=$$?; \
+	launch/local_slurm.sh down || status=1; \
+	exit $$status
 
 clean:
 	rm -rf work .pytest_cache
