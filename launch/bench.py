@@ -448,12 +448,16 @@ def _parse_sizes(text: str) -> list[tuple[int, int]]:
 
 
 def bench_gan(args) -> dict:
+    import jax.numpy as jnp
+
     from medgan.train import sharding
 
     mesh = sharding.make_mesh()
     os.makedirs(args.workdir, exist_ok=True)
     overrides = {k: v for k, v in (("fmap_base", args.fmap_base), ("fmap_max", args.fmap_max),
                                    ("latent_dim", args.latent_dim)) if v}
+    if args.dtype != "float32":
+        overrides["dtype"] = jnp.dtype(args.dtype)
     models = args.models.split(",")
     peak = matmul_flops_per_second(args.repeats)
     steps = []
@@ -556,6 +560,8 @@ def main(argv=None) -> None:
                             help="px:batch-per-device list for memory_analysis ('' to skip)")
     gan_parser.add_argument("--fmap-base", type=int, default=0, help="override (smoke runs); 0 = model default")
     gan_parser.add_argument("--fmap-max", type=int, default=0, help="override (smoke runs); 0 = model default")
+    gan_parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                            help="compute dtype of G and D (parameters stay float32)")
     gan_parser.add_argument("--latent-dim", type=int, default=0, help="override (smoke runs); 0 = model default")
     gan_parser.add_argument("--workdir", default="/tmp/medgan-bench")
     gan_parser.add_argument("--out", default="", help="JSON result path (default <workdir>/gan.json)")
