@@ -185,19 +185,9 @@ def submit(script_path: str, *, wait: bool = False) -> tuple[int, str]:
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, overrides = argv[:cut], argv[cut + 1:]
-    else:
-        overrides = []
-    parser = argparse.ArgumentParser(
-        prog="launch/slurm.py", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
-    )
-    parser.add_argument("--config", required=True, help="configs/<study>.py[:fixed key=value,...]")
-    parser.add_argument("--workdir", required=True, help="root directory on a shared filesystem; point in <workdir>/<name>")
-    parser.add_argument("--only", action="append", default=[], metavar="FILTER",
-                        help="key=value or a substring of the point name; repeatable, all must match")
+    argv, overrides = sweeps.split_overrides(argv)
+    parser = sweeps.launcher_parser(
+        "launch/slurm.py", __doc__, "root directory on a shared filesystem; point in <workdir>/<name>")
     parser.add_argument("--nodes", type=int, default=1, help="nodes per point (default 1)")
     parser.add_argument("--tasks-per-node", type=int, default=1, help="processes per node, one per GPU (default 1)")
     parser.add_argument("--cpus-per-task", type=int)
@@ -207,10 +197,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--partition")
     parser.add_argument("--account")
     parser.add_argument("--max-parallel", type=int, help="at most this many points at once (array %%N)")
-    parser.add_argument("--python", default=sys.executable, help="interpreter on the nodes (default: this one)")
     parser.add_argument("--dry-run", action="store_true", help="print the script; write and submit nothing")
     parser.add_argument("--wait", action="store_true", help="block until the array ends; non-zero if a task failed")
-    return parser.parse_args(argv), overrides
+    args = parser.parse_args(argv)
+    if not args.workdir:
+        parser.error("--workdir is required")
+    return args, overrides
 
 
 def main(argv: list[str]) -> int:

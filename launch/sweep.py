@@ -28,21 +28,9 @@ from medgan import configuration, sweeps  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, overrides = argv[:cut], argv[cut + 1:]
-    else:
-        overrides = []
-    parser = argparse.ArgumentParser(
-        prog="launch/sweep.py", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
-    )
-    parser.add_argument("--config", required=True, help="configs/<study>.py[:fixed key=value,...]")
-    parser.add_argument("--workdir", help="root directory; each point runs in <workdir>/<point name>")
+    argv, overrides = sweeps.split_overrides(argv)
+    parser = sweeps.launcher_parser("launch/sweep.py", __doc__, "root directory; each point runs in <workdir>/<point name>")
     parser.add_argument("--dry-run", action="store_true", help="list the points, run nothing")
-    parser.add_argument("--only", action="append", default=[], metavar="FILTER",
-                        help="key=value or a substring of the point name; repeatable, all must match")
-    parser.add_argument("--python", default=sys.executable, help="interpreter of the points (default: this one)")
     args = parser.parse_args(argv)
     if not args.dry_run and not args.workdir:
         parser.error("--workdir is required unless --dry-run")

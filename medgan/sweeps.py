@@ -14,6 +14,7 @@ describing a sweep of real-cohort points works on a laptop without the cohort.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import importlib.util
@@ -376,3 +377,26 @@ def _quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
+
+
+def launcher_parser(prog: str, doc: str, workdir_help: str) -> argparse.ArgumentParser:
+    """The flags every sweep launcher shares: --config, --workdir, --only, --python (doc: the script's docstring)."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=doc.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc.split("\n\n", 1)[1],
+    )
+    parser.add_argument("--config", required=True, help="configs/<study>.py[:fixed key=value,...]")
+    parser.add_argument("--workdir", help=workdir_help)
+    parser.add_argument("--only", action="append", default=[], metavar="FILTER",
+                        help="key=value or a substring of the point name; repeatable, all must match")
+    parser.add_argument("--python", default=sys.executable, help="interpreter of the points (default: this one)")
+    return parser
+
+
+def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(launcher flags, --config.key=value overrides after "--" passed to every point)."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1:]
