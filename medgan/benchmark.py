@@ -117,14 +117,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     _barrier("benchmark: fold written")
     clock.add("prepare", time.perf_counter() - start)
 
-    stages = {
-        "real_classifier": lambda c, d: train_classifier.run(c, d),
-        "gan": lambda c, d: train_gan.run(c, d),
-        "synthesize": lambda c, d: synthesize.run(c, d),
-        "synthetic_classifier": lambda c, d: train_classifier.run(c, d),
-    }
+    jobs = {"real_classifier": train_classifier.run, "gan": train_gan.run, "synthesize": synthesize.run,
+            "synthetic_classifier": train_classifier.run}
     outcomes = {}
-    for name, stage in stages.items():
+    for name, stage in jobs.items():
         start = time.perf_counter()
         outcome = stage(configs[name], os.path.join(workdir, STAGE_DIRS[name]))
         clock.add(name, time.perf_counter() - start)
