@@ -299,6 +299,16 @@ def _fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _p(value) -> str:
+    """A p-value as people read it: 4 decimals, "< 0.0001" below that."""
+    return "n/a" if value is None else "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def _p_clause(value) -> str:
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def _ci(low, high) -> str:
     return "n/a" if low is None else f"[{low:.3f}, {high:.3f}]"
 
@@ -324,7 +334,7 @@ def report_markdown(result: dict) -> str:
     ]
     if mean is not None:
         lines.append(f"DeLong's paired test of the mean AUC: difference real - synthetic {_fmt(mean['difference'])}, "
-                     f"{level}% CI {_ci(mean['ci_low'], mean['ci_high'])}, p = {_fmt(mean['p_value'], 4)}.")
+                     f"{level}% CI {_ci(mean['ci_low'], mean['ci_high'])}, {_p_clause(mean['p_value'])}.")
     lines += [
         "",
         "## Per class",
@@ -337,7 +347,7 @@ def report_markdown(result: dict) -> str:
             f"| {name} | {test['positives']} / {test['negatives']} | {_fmt(real['per_class_auc'][name])} | "
             f"{_fmt(synthetic['per_class_auc'][name])} | {_fmt(rel['per_class'][name])} | "
             f"{_fmt(test['difference'])}{'' if test['ci_low'] is None else ' ' + _ci(test['ci_low'], test['ci_high'])} | "
-            f"{_fmt(test['p_value'], 4)} |")
+            f"{_p(test['p_value'])} |")
     gan = result["gan"]
     lines += [
         "",
@@ -392,7 +402,7 @@ def print_summary(result: dict, workdir: str) -> None:
           f"relative {rel['mean']:.3f} (95% CI {_ci(rel['ci_low'], rel['ci_high'])})")
     mean = result["delong"]["mean"]
     if mean is not None and mean["p_value"] is not None:
-        print(f"  DeLong paired test: difference {mean['difference']:.3f}, p = {mean['p_value']:.4f}")
+        print(f"  DeLong paired test: difference {mean['difference']:.3f}, {_p_clause(mean['p_value'])}")
     print(f"  report:   {os.path.join(workdir, result['report'])}")
     for name, path in result["figures"].items():
         print(f"  {name + ':':9s} {os.path.join(workdir, path)}")

@@ -83,6 +83,9 @@ def test_report_shows_the_table_and_pictures_that_exist(finished):
     assert f"| real | {result['real']['mean_auc']:.3f} |" in report
     assert f"| synthetic | {result['synthetic']['mean_auc']:.3f} |" in report
     assert f"Relative AUC (synthetic / real): {result['relative_auc']['mean']:.3f}" in report
+    assert benchmark._p_clause(result["delong"]["mean"]["p_value"]) in report
+    assert (benchmark._p_clause(3e-7), benchmark._p_clause(0.03381), benchmark._p(None)) == (
+        "p < 0.0001", "p = 0.0338", "n/a")
     for name in result["fold"]["class_names"]:
         assert f"| {name} |" in report
     linked = [part.split(")")[0] for part in report.split("](")[1:]]
