@@ -43,7 +43,9 @@ from medgan.train import sharding
 RESULT_FILE = "results.json"
 REPORT_FILE = "report.md"
 MANIFEST_FILE = "manifest.json"
-STAGE_TIMES_FILE = "stage_seconds.json"  # wall time per stage, summed over the runs that worked on it
+# Wall time per stage, summed over the runs that worked on it. Added when a stage
+# returns (finished or preempted): the time of a run killed outright is lost.
+STAGE_TIMES_FILE = "stage_seconds.json"
 FIGURES_DIR = "figures"
 STAGES = ("prepare", "real_classifier", "gan", "synthesize", "synthetic_classifier", "evaluate")
 STAGE_DIRS = {"real_classifier": "real_classifier", "gan": "gan", "synthesize": "synthetic",
