@@ -113,7 +113,7 @@ def render_script(
     if not points:
         raise ValueError("render_script: no points")
     resources.check()
-    sweeps._check_overrides(overrides)
+    sweeps.check_overrides(overrides)
     log_dir = os.path.join(root, SLURM_DIR)
     array = f"0-{len(points) - 1}" + (f"%{resources.max_parallel}" if resources.max_parallel else "")
     options = [

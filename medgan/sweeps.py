@@ -182,11 +182,11 @@ def point_command(
     point: Point, root: str, *, python: str = sys.executable, overrides: Sequence[str] = ()
 ) -> list[str]:
     """argv that runs `point` in a fresh process: python -m medgan.main --config=... --workdir=..."""
-    _check_overrides(overrides)
+    check_overrides(overrides)
     return [python, "-m", "medgan.main", point.config_flag, f"--workdir={point.workdir(root)}", *overrides]
 
 
-def _check_overrides(overrides: Sequence[str]) -> None:
+def check_overrides(overrides: Sequence[str]) -> None:
     for override in overrides:
         if not re.match(r"^--(no)?config\.[A-Za-z_]", override):
             raise configuration.ConfigError(f"override {override!r}: expected --config.key=value")
@@ -201,7 +201,7 @@ def load_point_config(point: Point, overrides: Sequence[str] = ()) -> ml_collect
     from absl import flags
     from ml_collections import config_flags
 
-    _check_overrides(overrides)
+    check_overrides(overrides)
     module = load_config_module(point.config_file)
     try:
         module.get_config(point.arg or None)  # the file's own argument errors, without flag wrapping
