@@ -244,7 +244,7 @@ def fold_sizes(config: ml_collections.ConfigDict) -> dict[str, int]:
     num_combinations x its quota (make_fold raises if the cohort has fewer).
     """
     fold = config.fold
-    quotas = folds._largest_remainder(fold.per_combination, tuple(float(f) for f in fold.fractions))
+    quotas = folds.largest_remainder(fold.per_combination, tuple(float(f) for f in fold.fractions))
     return {split: fold.num_combinations * quota for split, quota in zip(folds.SPLITS, quotas)}
 
 

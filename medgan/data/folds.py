@@ -116,7 +116,7 @@ def make_fold(
     combinations = tuple(ranked[:num_combinations])
 
     split_of_patient = _assign_patients(records, fractions, seed)
-    quotas = _largest_remainder(per_combination, fractions)
+    quotas = largest_remainder(per_combination, fractions)
     ids: dict[str, list[str]] = {s: [] for s in SPLITS}
     counts: dict[str, list[int]] = {s: [] for s in SPLITS}
     for combination in combinations:
@@ -241,7 +241,7 @@ def _assign_patients(records: Sequence[ImageRecord], fractions: tuple[float, ...
     return split_of
 
 
-def _largest_remainder(n: int, fractions: tuple[float, ...]) -> list[int]:
+def largest_remainder(n: int, fractions: tuple[float, ...]) -> list[int]:
     """Integer parts of n × fractions summing to exactly n (Hamilton's method)."""
     exact = [n * f for f in fractions]
     quotas = [math.floor(x) for x in exact]
