@@ -1,6 +1,5 @@
 """The benchmark job: one point end to end at the tiny size, its results.json, report, skipping and resuming."""
 
-import importlib.util
 import os
 import pathlib
 import shutil
@@ -9,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 
-from medgan import benchmark, fileio, main
+from medgan import benchmark, fileio, main, sweeps
 from medgan.eval import auc
 from medgan.train import loop
 
@@ -18,10 +17,7 @@ POINT = "size=tiny,classes=2,per_class=20"
 
 
 def tiny_config():
-    spec = importlib.util.spec_from_file_location("demo_config", REPO / "configs" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(POINT)
+    return sweeps.load_config_module(str(REPO / "configs" / "demo.py")).get_config(POINT)
 
 
 def answer(result):
