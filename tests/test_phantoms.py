@@ -14,6 +14,9 @@ from PIL import Image
 
 from medgan.data import chexpert, phantoms, rsna_ich
 from medgan.data.labels import CHEXPERT_FINDINGS, CLASSES_BY_MODALITY, ICH_SUBTYPES
+from medgan.data.phantoms import layouts as phantom_layouts
+from medgan.data.phantoms.chest import CHEST_RULES, Chest
+from medgan.data.phantoms.seeds import _rng
 from medgan.data.records import ImageRecord
 from medgan.data.sources import Source
 from medgan.data.windowing import apply_window
@@ -177,9 +180,9 @@ def test_cardiomegaly_raises_the_cardiothoracic_ratio_above_one_half():
         return (columns.max() - columns.min() + 1) / thorax
 
     for seed in range(8):
-        scene = phantoms._Chest(seed, seed, 128)
+        scene = Chest(seed, seed, 128)
         assert ratio(scene) < 0.5
-        scene.draw(phantoms._CHEST_RULES["Cardiomegaly"], phantoms._rng(seed, "chest", "finding", "Cardiomegaly"))
+        scene.draw(CHEST_RULES["Cardiomegaly"], _rng(seed, "chest", "finding", "Cardiomegaly"))
         assert ratio(scene) > 0.55
 
 
@@ -343,7 +346,7 @@ def test_a_crashed_chexpert_writer_leaves_no_csv(tmp_path, monkeypatch):
             raise RuntimeError("disk full")
         return np.zeros((32, 32), np.uint8)
 
-    monkeypatch.setattr(phantoms, "render_chest", crash_on_third)
+    monkeypatch.setattr(phantom_layouts, "render_chest", crash_on_third)
     with pytest.raises(RuntimeError, match="disk full"):
         phantoms.write_chexpert_layout(tmp_path, phantoms.sample_cohort("chest", 4, 0), 32, 0)
     assert not (tmp_path / "train.csv").exists()
@@ -405,7 +408,7 @@ def test_a_crashed_rsna_writer_leaves_no_csv(tmp_path, monkeypatch):
     def crash(*args):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(phantoms, "render_head_ct_hu", crash)
+    monkeypatch.setattr(phantom_layouts, "render_head_ct_hu", crash)
     with pytest.raises(RuntimeError, match="killed"):
         phantoms.write_rsna_layout(tmp_path, phantoms.sample_cohort("head_ct", 2, 0), 32, 0)
     assert not (tmp_path / "stage_2_train.csv").exists()

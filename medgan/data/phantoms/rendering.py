@@ -1,0 +1,98 @@
+"""The phantoms' rendering API: an image of any modality from its labels, seed and acquisition.
+
+render_chest and render_mammo give uint8 [R, R] (bright = dense),
+render_head_ct_hu int16 [R, R] Hounsfield units. A finding's rule draws into
+the scene's layers (lung opacity, added density, blood fraction ...), so for
+a fixed (seed, acquisition) toggling one label changes only the pixels its
+rule draws; finding_region gives that bool [R, R] mask, by construction
+where the rule changes a layer of the image that has that finding alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from medgan.data.labels import CLASSES_BY_MODALITY
+from medgan.data.phantoms.chest import CHEST_RULES, Chest
+from medgan.data.phantoms.geometry import Scene
+from medgan.data.phantoms.head_ct import HEAD_RULES, HeadCT
+from medgan.data.phantoms.mammo import MAMMO_RULES, Mammo
+from medgan.data.phantoms.seeds import _rng
+
+MODALITIES = ("chest", "head_ct", "mammo")
+MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024
+
+# The scene registry: each modality's scene type and its rule per class name.
+_SCENES = {"chest": (Chest, CHEST_RULES), "head_ct": (HeadCT, HEAD_RULES), "mammo": (Mammo, MAMMO_RULES)}
+
+
+def check_modality(modality: str) -> None:
+    if modality not in _SCENES:
+        raise ValueError(f"unknown phantom modality {modality!r}; expected one of {MODALITIES}")
+
+
+def check_resolution(resolution: int) -> None:
+    if not isinstance(resolution, (int, np.integer)) or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+        raise ValueError(f"phantom resolution must be an int in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}")
+
+
+def _scene(modality: str, labels: Sequence[int], resolution: int, seed: int, acquisition: int) -> Scene:
+    """The scene of `modality` with the rule of every positive label drawn, in class order."""
+    check_resolution(resolution)
+    scene_type, rules = _SCENES[modality]
+    names = CLASSES_BY_MODALITY[modality]
+    labels = tuple(int(label) for label in labels)
+    if len(labels) != len(names) or any(label not in (0, 1) for label in labels):
+        raise ValueError(f"{modality} labels must be {len(names)} values in {{0, 1}} ({names}), got {labels}")
+    scene = scene_type(int(seed), int(acquisition), int(resolution))
+    for name, label in zip(names, labels):
+        if label:
+            rules[name](scene, _rng(seed, modality, "finding", name))
+    return scene
+
+
+def render_chest(labels: Sequence[int], resolution: int, seed: int, acquisition: int = 0) -> np.ndarray:
+    """PA chest radiograph: uint8 [resolution, resolution], bright = dense.
+
+    Args:
+      labels: 14 values in {0, 1}, CHEXPERT_FINDINGS order. Each positive
+        finding is drawn by its rule (the `_chest_*` functions of chest.py);
+        "No Finding" draws nothing, and no consistency between labels is
+        required.
+      resolution: 32 ... 1024.
+      seed: the patient (anatomy and where each finding is drawn).
+      acquisition: the exposure of that patient (positioning, exposure, noise).
+    """
+    return _scene("chest", labels, resolution, seed, acquisition).image()
+
+
+def render_head_ct_hu(labels: Sequence[int], resolution: int, seed: int, acquisition: int = 0) -> np.ndarray:
+    """Axial head CT slice in Hounsfield units: int16 [resolution, resolution] in [-1024, 3071].
+
+    Air -1000, scalp ~25, bone 700-1800, grey matter 37-42, white matter
+    25-30, CSF 2-8, blood 55-85. labels: 6 values, ICH_CLASSES order.
+    """
+    return _scene("head_ct", labels, resolution, seed, acquisition).hu()
+
+
+def render_mammo(labels: Sequence[int], resolution: int, seed: int, acquisition: int = 0) -> np.ndarray:
+    """Mammogram patch: uint8 [resolution, resolution], bright = dense. labels: 3 values, MAMMO_CLASSES order."""
+    return _scene("mammo", labels, resolution, seed, acquisition).image()
+
+
+def finding_region(modality: str, finding_name: str, resolution: int, seed: int, acquisition: int = 0) -> np.ndarray:
+    """Where the rule of `finding_name` draws in the image of (seed, acquisition) with that finding alone.
+
+    bool [resolution, resolution]; empty for the "no finding"/"normal" classes.
+    Computed by the renderer's own rule on the renderer's own scene (the
+    layers it changes), not from rendered pixels.
+    """
+    check_modality(modality)
+    check_resolution(resolution)
+    scene_type, rules = _SCENES[modality]
+    if finding_name not in rules:
+        raise ValueError(f"unknown {modality} finding {finding_name!r}; expected one of {tuple(rules)}")
+    scene = scene_type(int(seed), int(acquisition), int(resolution))
+    return scene.draw(rules[finding_name], _rng(seed, modality, "finding", finding_name))
