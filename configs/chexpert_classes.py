@@ -16,16 +16,16 @@ each) the synthetic cohort comes closer to the real one. Points: k in
 
 Arguments: model, classes, per_class, resolution, source (chexpert, or
 phantom_chest to run without the cohort), devices (accelerators; the global
-batch is the per-device batch of medgan.studies times this), patients
+batch is the per-device batch of medgan.study.grid times this), patients
 (phantom patients).
 """
 
-from medgan import studies
+from medgan.study import grid
 
 
 def get_config(arg=None):
-    return studies.study_config(arg, studies.CHEST, "classes", name="chexpert_classes")
+    return grid.study_config(arg, grid.CHEST, "classes", name="chexpert_classes")
 
 
 def get_sweep():
-    return studies.study_sweep(studies.CHEST, "classes")
+    return grid.study_sweep(grid.CHEST, "classes")

@@ -2,7 +2,7 @@
 
 Points: 32, 64, 128, 256 and 512 px at k = 6 CheXpert label combinations with
 2300 images each, for each GAN (pggan, cpd, stylegan2): 15 benchmark points.
-Batch sizes and training lengths per resolution are those of medgan.studies
+Batch sizes and training lengths per resolution are those of medgan.study.grid
 (one 16 GB accelerator per 8 images at 512 px).
 
   # the whole sweep, one point after another (needs your CheXpert copy)
@@ -15,16 +15,16 @@ Batch sizes and training lengths per resolution are those of medgan.studies
 
 Arguments: model, resolution, classes, per_class, source (chexpert, or
 phantom_chest to run without the cohort), devices (accelerators; the global
-batch is the per-device batch of medgan.studies times this), patients
+batch is the per-device batch of medgan.study.grid times this), patients
 (phantom patients).
 """
 
-from medgan import studies
+from medgan.study import grid
 
 
 def get_config(arg=None):
-    return studies.study_config(arg, studies.CHEST, "resolution", name="chexpert_resolution")
+    return grid.study_config(arg, grid.CHEST, "resolution", name="chexpert_resolution")
 
 
 def get_sweep():
-    return studies.study_sweep(studies.CHEST, "resolution")
+    return grid.study_sweep(grid.CHEST, "resolution")

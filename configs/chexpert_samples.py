@@ -17,16 +17,16 @@ images per combination), 256 px, for each GAN (pggan, cpd, stylegan2):
 
 Arguments: model, per_class, classes, resolution, source (chexpert, or
 phantom_chest to run without the cohort), devices (accelerators; the global
-batch is the per-device batch of medgan.studies times this), patients
+batch is the per-device batch of medgan.study.grid times this), patients
 (phantom patients).
 """
 
-from medgan import studies
+from medgan.study import grid
 
 
 def get_config(arg=None):
-    return studies.study_config(arg, studies.CHEST, "samples", name="chexpert_samples")
+    return grid.study_config(arg, grid.CHEST, "samples", name="chexpert_samples")
 
 
 def get_sweep():
-    return studies.study_sweep(studies.CHEST, "samples")
+    return grid.study_sweep(grid.CHEST, "samples")

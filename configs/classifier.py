@@ -3,7 +3,7 @@
   python -m medgan.main --config=configs/classifier.py:source=chexpert,classes=6,per_class=2300,resolution=256 \
       --config.data.root=/data/CheXpert-v1.0-small --config.data.prepared_dir=/data/prepared --workdir=work/clf
 
-The defaults are the study's (DESIGN.md): DenseNet-121 on grayscale tiled to
+The defaults are the study's: DenseNet-121 on grayscale tiled to
 3 channels, class-weighted BCE, Adam 1e-4, batch 48, LR x0.1 on a plateau of
 the mean validation AUC, early stopping. `train_data=DIR` trains on a
 synthetic dataset written by `synthesize` instead of the real train split.
@@ -12,7 +12,7 @@ synthetic dataset written by `synthesize` instead of the real train split.
 
 from medgan import configuration
 
-# DESIGN.md: chest classes sweep, combinations and images per combination.
+# The study's chest classes sweep: combinations and images per combination.
 CHEST_CLASSES = ((20, 1450), (15, 1600), (10, 2000), (6, 2300), (4, 3900), (2, 6300))
 
 

@@ -15,8 +15,8 @@ resolution, patients, source, and size ("demo"; "tiny" is the seconds-long
 variant the tests and the SLURM cluster test run).
 """
 
-from medgan import studies
 from medgan import configuration
+from medgan.study import grid
 
 
 def get_config(arg=None):
@@ -24,11 +24,11 @@ def get_config(arg=None):
         arg, model="pggan", classes=6, per_class=100, resolution=32, patients=3000, source="phantom_head_ct",
         size="demo",
     )
-    config = studies.point_config(
+    config = grid.point_config(
         source=args.source, resolution=args.resolution, classes=args.classes, per_class=args.per_class,
         model=args.model, devices=1, patients=args.patients, study="demo",
     )
-    return studies.cpu_scale(config, args.size)
+    return grid.cpu_scale(config, args.size)
 
 
 def get_sweep():

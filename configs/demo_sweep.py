@@ -16,7 +16,8 @@ Arguments: classes, per_class, model, size (demo or tiny), source, resolution,
 patients (phantom patients).
 """
 
-from medgan import configuration, studies
+from medgan import configuration
+from medgan.study import grid
 
 
 def get_config(arg=None):
@@ -24,11 +25,11 @@ def get_config(arg=None):
         arg, classes=6, per_class=100, model="pggan", size="demo", source="phantom_head_ct", resolution=32,
         patients=3000,
     )
-    config = studies.point_config(
+    config = grid.point_config(
         source=args.source, resolution=args.resolution, classes=args.classes, per_class=args.per_class,
         model=args.model, devices=1, patients=args.patients, study="demo_sweep",
     )
-    return studies.cpu_scale(config, args.size)
+    return grid.cpu_scale(config, args.size)
 
 
 def get_sweep():

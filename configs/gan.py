@@ -1,6 +1,7 @@
 """Train a class-conditional GAN on one fold (job "train_gan").
 
-  python -m medgan.main --config=configs/gan.py:model=stylegan2,source=rsna_ich,resolution=256,classes=6,per_class=4170 \
+  python -m medgan.main \
+      --config=configs/gan.py:model=stylegan2,source=rsna_ich,resolution=256,classes=6,per_class=4170 \
       --config.data.root=/data/rsna --config.data.prepared_dir=/data/prepared \
       --config.gan.fid_classifier=work/real_classifier --workdir=work/gan
 

@@ -17,15 +17,15 @@ each GAN (pggan, cpd, stylegan2): 15 benchmark points.
 data.root is the folder holding stage_2_train.csv. Arguments: model, classes,
 per_class, resolution, source (rsna_ich, or phantom_head_ct to run without the
 cohort), devices (accelerators; the global batch is the per-device batch of
-medgan.studies times this), patients (phantom patients).
+medgan.study.grid times this), patients (phantom patients).
 """
 
-from medgan import studies
+from medgan.study import grid
 
 
 def get_config(arg=None):
-    return studies.study_config(arg, studies.BRAIN, "classes", name="rsna_classes")
+    return grid.study_config(arg, grid.BRAIN, "classes", name="rsna_classes")
 
 
 def get_sweep():
-    return studies.study_sweep(studies.BRAIN, "classes")
+    return grid.study_sweep(grid.BRAIN, "classes")

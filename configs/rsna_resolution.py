@@ -3,7 +3,7 @@
 Points: 32, 64, 128, 256 and 512 px at k = 6 RSNA intracranial haemorrhage
 label combinations with 4170 images each, for each GAN (pggan, cpd,
 stylegan2): 15 benchmark points. Batch sizes and training lengths per
-resolution are those of medgan.studies (one 16 GB accelerator per 8 images at
+resolution are those of medgan.study.grid (one 16 GB accelerator per 8 images at
 512 px).
 
   # the whole sweep, one point after another (needs your RSNA ICH copy)
@@ -17,15 +17,15 @@ resolution are those of medgan.studies (one 16 GB accelerator per 8 images at
 data.root is the folder holding stage_2_train.csv. Arguments: model,
 resolution, classes, per_class, source (rsna_ich, or phantom_head_ct to run
 without the cohort), devices (accelerators; the global batch is the per-device
-batch of medgan.studies times this), patients (phantom patients).
+batch of medgan.study.grid times this), patients (phantom patients).
 """
 
-from medgan import studies
+from medgan.study import grid
 
 
 def get_config(arg=None):
-    return studies.study_config(arg, studies.BRAIN, "resolution", name="rsna_resolution")
+    return grid.study_config(arg, grid.BRAIN, "resolution", name="rsna_resolution")
 
 
 def get_sweep():
-    return studies.study_sweep(studies.BRAIN, "resolution")
+    return grid.study_sweep(grid.BRAIN, "resolution")

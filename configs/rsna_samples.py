@@ -18,15 +18,15 @@ combinations (6250 images each in the classes sweep), 256 px, for each GAN
 data.root is the folder holding stage_2_train.csv. Arguments: model,
 per_class, classes, resolution, source (rsna_ich, or phantom_head_ct to run
 without the cohort), devices (accelerators; the global batch is the per-device
-batch of medgan.studies times this), patients (phantom patients).
+batch of medgan.study.grid times this), patients (phantom patients).
 """
 
-from medgan import studies
+from medgan.study import grid
 
 
 def get_config(arg=None):
-    return studies.study_config(arg, studies.BRAIN, "samples", name="rsna_samples")
+    return grid.study_config(arg, grid.BRAIN, "samples", name="rsna_samples")
 
 
 def get_sweep():
-    return studies.study_sweep(studies.BRAIN, "samples")
+    return grid.study_sweep(grid.BRAIN, "samples")

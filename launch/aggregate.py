@@ -5,7 +5,7 @@
 
 Writes aggregate.csv, aggregate.md and relative_auc_vs_{classes,samples,resolution}.png
 (a figure whose axis does not vary is skipped, with the reason printed). The logic
-and the rules (which files count, how lines are grouped) are in medgan/aggregate.py.
+and the rules (which files count, how lines are grouped) are in medgan/study/aggregate.py.
 """
 
 import os
@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # without pip install -e
 
-from medgan import aggregate  # noqa: E402
+from medgan.study import aggregate  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(aggregate.main(sys.argv[1:]))

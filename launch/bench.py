@@ -27,14 +27,16 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-TARGETS = {256: 1000.0, 512: 400.0}  # img/s from prepared shards on 2 cores (issue 2)
-LOOP_OVERHEAD_TARGET = 0.05  # whole loop vs bare step (issue 3)
+from medgan.models.gans import GAN_MODELS  # noqa: E402
+
+TARGETS = {256: 1000.0, 512: 400.0}  # img/s from prepared shards on 2 cores
+LOOP_OVERHEAD_TARGET = 0.05  # whole loop vs bare step
 
 
 def median_rate(run_once: Callable[[], int], repeats: int) -> tuple[float, list[float]]:
@@ -67,8 +69,8 @@ def _global_rate(dataset_dir, ids, batch_size, batches, repeats) -> float:
     """Pipeline plus assembly into a global jax.Array on this process's devices."""
     import jax
 
+    from medgan import sharding
     from medgan.data import pipeline
-    from medgan.train import sharding
 
     mesh = sharding.make_mesh()
     iterator = pipeline.train_batches(dataset_dir, ids, global_batch_size=batch_size, mesh=mesh, seed=0)
@@ -169,8 +171,9 @@ def _classifier_setup(name, resolution, batch, overrides, mesh):
     import jax
     import jax.numpy as jnp
 
+    from medgan import sharding
     from medgan.models import classifiers
-    from medgan.train import classifier_step, sharding
+    from medgan.train import classifier_step
     from medgan.train import state as state_lib
 
     num_classes = 14
@@ -274,8 +277,9 @@ def _memory(name, resolution, per_device_batch, mesh) -> dict:
     """Per-device memory of the compiled train step at `per_device_batch` images per device."""
     import jax
 
+    from medgan import sharding
     from medgan.models import classifiers
-    from medgan.train import classifier_step, sharding
+    from medgan.train import classifier_step
     from medgan.train import state as state_lib
 
     model = classifiers.make_classifier(name, 14, tile_to_rgb=True)
@@ -314,7 +318,7 @@ STUDY_CLASSIFIER = ("densenet121", 224, 8, {"tile_to_rgb": True})
 
 
 def bench_classifier(args) -> dict:
-    from medgan.train import sharding
+    from medgan import sharding
 
     mesh = sharding.make_mesh()
     os.makedirs(args.workdir, exist_ok=True)
@@ -354,7 +358,6 @@ def print_classifier_table(result: dict) -> None:
           f"peak {memory['peak_gib']:.2f} GiB")
 
 
-GAN_MODELS = ("pggan", "cpd", "stylegan2")
 GAN_NUM_LABELS = 14  # CheXpert's findings, as the classifier benches use
 GAN_SPEED = (64, 32)  # px, global batch
 GAN_MEMORY = ((256, 32), (512, 16))  # px, batch per device
@@ -379,9 +382,9 @@ def _gan_step_rate(name, resolution, batch, overrides, repeats, steps, r1_interv
     """D+G step images/s (median of `repeats` runs of `steps` steps), XLA FLOPs per step, compile time."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
-    from medgan.train import gan_step, sharding
+    from medgan import sharding
+    from medgan.train import gan_step
 
     spec, hp = _gan_setup(name, resolution, overrides, r1_interval, batch)
     if spec.loss == "nonsaturating":  # whole lazy-R1 periods, so R1 costs what it costs in training
@@ -422,7 +425,8 @@ def _gan_memory(name, resolution, per_device_batch, overrides, r1_interval, mesh
     """Per-device memory of the compiled D+G step at `per_device_batch` images per device (abstract inputs)."""
     import jax
 
-    from medgan.train import gan_step, sharding
+    from medgan import sharding
+    from medgan.train import gan_step
 
     global_batch = per_device_batch * mesh.size
     spec, hp = _gan_setup(name, resolution, overrides, r1_interval, global_batch)
@@ -450,7 +454,7 @@ def _parse_sizes(text: str) -> list[tuple[int, int]]:
 def bench_gan(args) -> dict:
     import jax.numpy as jnp
 
-    from medgan.train import sharding
+    from medgan import sharding
 
     mesh = sharding.make_mesh()
     os.makedirs(args.workdir, exist_ok=True)
@@ -492,7 +496,8 @@ def print_gan_table(result: dict) -> None:
               f"{row['compile_seconds']:.1f} |")
     if result["memory"]:
         print()
-        print("| model | px | batch/device | arguments GiB | outputs GiB | aliased GiB | temp GiB | peak GiB | compile s |")
+        print("| model | px | batch/device | arguments GiB | outputs GiB | aliased GiB | temp GiB | peak GiB "
+              "| compile s |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row in result["memory"]:
             print(f"| {row['model']} | {row['resolution']} | {row['per_device_batch']} | {row['argument_gib']:.2f} | "
@@ -521,8 +526,8 @@ def _machine() -> dict:
 
 
 def print_input_table(result: dict) -> None:
-    print(f"| px | images | shards, cached | shards, from disk | + global jax.Array | "
-          f"JPEG 1024 px direct | DICOM 512 px direct | target |")
+    print("| px | images | shards, cached | shards, from disk | + global jax.Array | "
+          "JPEG 1024 px direct | DICOM 512 px direct | target |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in result["rows"]:
         print(

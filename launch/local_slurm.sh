@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A single-node SLURM cluster on this host, for `make test-cluster` (issue 5, part 4).
+# A single-node SLURM cluster on this host, for `make test-cluster`.
 #
 #   launch/local_slurm.sh up       install slurm-wlm + munge if missing, start munged,
 #                                  slurmctld, slurmd; wait until the node is idle

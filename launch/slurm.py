@@ -12,7 +12,7 @@ runs point i: it exits 0 at once if the point's results.json exists (a
 finished point is never run twice, even when an old array is still queued),
 otherwise it starts `srun python -m medgan.main --config=... --workdir=<workdir>/<point name>
 <overrides>`, one process per task. Every process calls
-`jax.distributed.initialize()` without arguments (medgan.train.sharding.
+`jax.distributed.initialize()` without arguments (medgan.sharding.
 initialize_distributed), which reads the cluster from SLURM's environment.
 Then `sbatch --parsable` submits the script and the job id is printed.
 
@@ -35,7 +35,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # without pip install -e
 
-from medgan import configuration, fileio, sweeps  # noqa: E402
+from medgan import configuration, fileio  # noqa: E402
+from medgan.study import sweeps  # noqa: E402
 
 SLURM_DIR = "slurm"  # under the sweep's workdir: points.txt, sweep.sbatch, one log per array task
 POINTS_FILE = "points.txt"
@@ -178,8 +179,10 @@ def submit(script_path: str, *, wait: bool = False) -> tuple[int, str]:
     command = ["sbatch", "--parsable", *(["--wait"] if wait else []), script_path]
     try:
         process = subprocess.run(command, stdout=subprocess.PIPE, text=True)
-    except FileNotFoundError:
-        raise configuration.ConfigError("sbatch not found: run on a SLURM login node (or launch/local_slurm.sh up)")
+    except FileNotFoundError as err:
+        raise configuration.ConfigError(
+            "sbatch not found: run on a SLURM login node (or launch/local_slurm.sh up)"
+        ) from err
     job_id = process.stdout.strip().split(";")[0] if process.stdout.strip() else ""
     return process.returncode, job_id
 

@@ -24,12 +24,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # without pip install -e
 
-from medgan import configuration, sweeps  # noqa: E402
+from medgan import configuration  # noqa: E402
+from medgan.study import sweeps  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     argv, overrides = sweeps.split_overrides(argv)
-    parser = sweeps.launcher_parser("launch/sweep.py", __doc__, "root directory; each point runs in <workdir>/<point name>")
+    parser = sweeps.launcher_parser(
+        "launch/sweep.py", __doc__, "root directory; each point runs in <workdir>/<point name>"
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the points, run nothing")
     args = parser.parse_args(argv)
     if not args.dry_run and not args.workdir:

@@ -10,25 +10,22 @@ so an impossible value costs a second, not a compilation.
 from __future__ import annotations
 
 import ast
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ml_collections
 
-# Where a job's code lives; imported lazily so `--help` and validation stay fast.
-JOBS = {
-    "prepare": "medgan.prepare:run",
-    "train_classifier": "medgan.train_classifier:run",
-    "train_gan": "medgan.train_gan:run",
-    "synthesize": "medgan.synthesize:run",
-    "benchmark": "medgan.benchmark:run",
-}
+from medgan.data.sources import SOURCES
+from medgan.models.classifiers import CLASSIFIERS
+from medgan.models.gans import GAN_MODELS
 
-SOURCES = ("phantom_chest", "phantom_head_ct", "phantom_mammo", "chexpert", "rsna_ich")
+# Where a job's code lives (medgan/jobs/); imported lazily so `--help` and validation stay fast.
+JOBS = {name: f"medgan.jobs.{name}:run" for name in ("prepare", "train_classifier", "train_gan", "synthesize",
+                                                    "benchmark")}
+
 CHEXPERT_POLICIES = ("ones", "zeros", "ignore")
 SQUARE_MODES = ("pad", "crop", "stretch")
 RSNA_WINDOWS = ("brain", "subdural", "bone")
-CLASSIFIERS = ("densenet121", "resnet50", "densenet_tiny", "resnet_tiny")
-GAN_MODELS = ("pggan", "cpd", "stylegan2")
 
 
 class ConfigError(ValueError):
@@ -72,7 +69,7 @@ def fold_config() -> ml_collections.ConfigDict:
 
 
 def classifier_config() -> ml_collections.ConfigDict:
-    """The study's classifier (DESIGN.md): DenseNet-121, Adam 1e-4, batch 48, LR x0.1 on plateau."""
+    """The study's classifier: DenseNet-121, Adam 1e-4, batch 48, LR x0.1 on plateau."""
     return ml_collections.ConfigDict(
         {
             "model": "densenet121",
@@ -98,7 +95,10 @@ def classifier_config() -> ml_collections.ConfigDict:
 
 
 def gan_config() -> ml_collections.ConfigDict:
-    """A class-conditional GAN and its training (DESIGN.md: WGAN-GP lambda 10, drift 0.001, Adam 0/0.99, EMA 0.999)."""
+    """A class-conditional GAN and its training.
+
+    The study's: WGAN-GP lambda 10, drift 0.001, Adam 0/0.99, EMA 0.999.
+    """
     return ml_collections.ConfigDict(
         {
             "model": "pggan",
@@ -277,7 +277,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     *[
         (f"classifier.{key}", ok, expected)
         for key, ok, expected in (
-            ("model", lambda v: v in CLASSIFIERS, f"one of {CLASSIFIERS}"),
+            ("model", lambda v: v in CLASSIFIERS, f"one of {tuple(CLASSIFIERS)}"),
             ("stem", lambda v: v in ("", "imagenet", "small"), "'', 'imagenet' or 'small'"),
             ("dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
             ("learning_rate", lambda v: v > 0, "a positive number"),

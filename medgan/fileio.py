@@ -1,4 +1,4 @@
-"""Atomic outputs: a reader never sees a half-written file (DESIGN.md, Outputs)."""
+"""Atomic outputs: a reader never sees a half-written file (docs/ARCHITECTURE.md, "Work directories")."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import contextlib
 import json
 import os
 import tempfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -19,6 +19,17 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     if images.dtype == np.uint8:
         return images
     return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def tile(images: np.ndarray, columns: int) -> np.ndarray:
+    """uint8 [N, H, W, C] -> one mosaic [rows * H, columns * W, C] (missing cells black), for TensorBoard."""
+    n, h, w, c = images.shape
+    rows = -(-n // columns)
+    canvas = np.zeros((rows * h, columns * w, c), np.uint8)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+    return canvas
 
 
 def save_labelled_grid(

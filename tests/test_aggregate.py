@@ -1,4 +1,4 @@
-"""Aggregation of a sweep (medgan/aggregate.py, launch/aggregate.py) on fabricated results.json files.
+"""Aggregation of a sweep (medgan/study/aggregate.py, launch/aggregate.py) on fabricated results.json files.
 
 The sweep: 2 models x 3 label-combination counts k x 2 images-per-combination
 n at 32 px, relative AUC = 1 - 0.05 k + n / 1000 (+ 0.01 for cpd), CI
@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from medgan import aggregate
+from medgan.study import aggregate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ("pggan", "cpd")
@@ -30,7 +30,7 @@ def relative(model, k, n):
 
 
 def fabricate(model, k, n, *, study="demo_sweep", resolution=32, ci=True):
-    """A results.json per the issue-5 contract with known numbers."""
+    """A benchmark point's results.json (the keys medgan/jobs/benchmark.py writes) with known numbers."""
     rel = relative(model, k, n)
     real = 0.8 + k / 100
     return {
@@ -137,7 +137,7 @@ def test_markdown_table_sorted_by_study_model_k_n(sweep):
     assert first[9] == f"[{rel - 0.02:.3f}, {rel + 0.03:.3f}]"
     assert first[13] == "80/10/10"
     no_ci = cells[1 + 3]  # cpd, k=4, n=100
-    assert no_ci[9] == no_ci[10] == no_ci[12] == "–"
+    assert no_ci[9] == no_ci[10] == no_ci[12] == "n/a"
 
 
 def test_classes_series_one_line_per_model_and_n_with_ci_error_bars(sweep):

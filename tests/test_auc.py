@@ -362,10 +362,10 @@ def test_mean_auc_paired_variance_matches_bootstrap():
     boot = []
     for _ in range(1000):
         idx = rng.integers(0, len(labels), len(labels))
-        l = labels[idx]
-        if np.any(l.sum(0) < 2) or np.any(l.sum(0) > len(l) - 2):
+        lab = labels[idx]
+        if np.any(lab.sum(0) < 2) or np.any(lab.sum(0) > len(lab) - 2):
             continue
-        boot.append((_auc_columns(l, sa[idx]) - _auc_columns(l, sb[idx])).mean())
+        boot.append((_auc_columns(lab, sa[idx]) - _auc_columns(lab, sb[idx])).mean())
     boot_var = np.var(boot, ddof=1)
     assert var == pytest.approx(boot_var, rel=0.25)
     # The test can fail: ignoring the cross-class covariance (diagonal only) is far off.

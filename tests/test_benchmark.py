@@ -8,16 +8,21 @@ import signal
 import numpy as np
 import pytest
 
-from medgan import benchmark, fileio, main, sweeps
+from medgan import fileio, main
+from medgan import report_format as fmt
 from medgan.eval import auc
+from medgan.study import point, sweeps
 from medgan.train import loop
+from medgan.workdir import REPORT_FILE, RESULT_FILE
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 POINT = "size=tiny,classes=2,per_class=20"
 
 
-def tiny_config():
-    return sweeps.load_config_module(str(REPO / "configs" / "demo.py")).get_config(POINT)
+def tiny_config(prepared_dir):
+    config = sweeps.load_config_module(str(REPO / "configs" / "demo.py")).get_config(POINT)
+    config.data.prepared_dir = str(prepared_dir)
+    return config
 
 
 def answer(result):
@@ -29,14 +34,14 @@ def answer(result):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, phantom_prepared_dir):
     workdir = tmp_path_factory.mktemp("benchmark")
-    return workdir, main.run_job(tiny_config(), str(workdir))
+    return workdir, main.run_job(tiny_config(phantom_prepared_dir), str(workdir))
 
 
 def test_results_json_answers_the_point_and_records_how(finished):
     workdir, result = finished
-    assert fileio.read_json(workdir / benchmark.RESULT_FILE) == result
+    assert fileio.read_json(workdir / RESULT_FILE) == result
     assert result["point"] == {"study": "demo", "source": "phantom_head_ct", "dataset": result["point"]["dataset"],
                                "resolution": 32, "model": "pggan", "num_combinations": 2, "per_combination": 20}
     # The pairing: both classifiers' saved test scores, recomputed here.
@@ -65,8 +70,8 @@ def test_results_json_answers_the_point_and_records_how(finished):
         "train": 32, "val": 4, "test": 4}
     assert result["synthetic_images"] == 36  # the fold's train + val counts
     assert result["gan"]["steps"] == 4 and len(result["gan"]["generator_sha256"]) == 64
-    assert set(result["wall_seconds"]) == {*benchmark.STAGES, "total"}
-    assert result["wall_seconds"]["total"] == pytest.approx(sum(result["wall_seconds"][s] for s in benchmark.STAGES))
+    assert set(result["wall_seconds"]) == {*point.STAGES, "total"}
+    assert result["wall_seconds"]["total"] == pytest.approx(sum(result["wall_seconds"][s] for s in point.STAGES))
     assert result["wall_seconds"]["gan"] > 0
     assert result["configs"]["benchmark"]["gan"]["num_steps"] == 4
     assert result["software"]["devices"] == 8 and result["software"]["processes"] == 1
@@ -75,12 +80,12 @@ def test_results_json_answers_the_point_and_records_how(finished):
 
 def test_report_shows_the_table_and_pictures_that_exist(finished):
     workdir, result = finished
-    report = (workdir / benchmark.REPORT_FILE).read_text()
+    report = (workdir / REPORT_FILE).read_text()
     assert f"| real | {result['real']['mean_auc']:.3f} |" in report
     assert f"| synthetic | {result['synthetic']['mean_auc']:.3f} |" in report
     assert f"Relative AUC (synthetic / real): {result['relative_auc']['mean']:.3f}" in report
-    assert benchmark._p_clause(result["delong"]["mean"]["p_value"]) in report
-    assert (benchmark._p_clause(3e-7), benchmark._p_clause(0.03381), benchmark._p(None)) == (
+    assert fmt.p_clause(result["delong"]["mean"]["p_value"]) in report
+    assert (fmt.p_clause(3e-7), fmt.p_clause(0.03381), fmt.p_value(None)) == (
         "p < 0.0001", "p = 0.0338", "n/a")
     for name in result["fold"]["class_names"]:
         assert f"| {name} |" in report
@@ -97,33 +102,34 @@ def _mtimes(directory):
     return {p: p.stat().st_mtime_ns for p in pathlib.Path(directory).rglob("*") if p.is_file()}
 
 
-def test_a_finished_point_is_skipped(finished):
+def test_a_finished_point_is_skipped(finished, phantom_prepared_dir):
     workdir, result = finished
     before = _mtimes(workdir)
-    assert main.run_job(tiny_config(), str(workdir)) == result
+    assert main.run_job(tiny_config(phantom_prepared_dir), str(workdir)) == result
     assert _mtimes(workdir) == before
 
 
-def test_a_lost_stage_is_recomputed_and_finished_stages_are_not(finished, tmp_path):
+def test_a_lost_stage_is_recomputed_and_finished_stages_are_not(finished, tmp_path, phantom_prepared_dir):
     source, result = finished
     workdir = tmp_path / "copy"
     shutil.copytree(source, workdir)
-    for name in (benchmark.RESULT_FILE, benchmark.REPORT_FILE):
+    for name in (RESULT_FILE, REPORT_FILE):
         os.remove(workdir / name)
     shutil.rmtree(workdir / "synthetic_classifier")
     kept = {stage: _mtimes(workdir / stage) for stage in ("real_classifier", "gan", "synthetic")}
-    again = main.run_job(tiny_config(), str(workdir))
+    again = main.run_job(tiny_config(phantom_prepared_dir), str(workdir))
     assert answer(again) == answer(result)
     for stage, mtimes in kept.items():
         assert _mtimes(workdir / stage) == mtimes, f"{stage} was redone"
 
 
-def test_a_gan_preempted_mid_training_resumes_to_the_uninterrupted_results(finished, tmp_path, monkeypatch):
+def test_a_gan_preempted_mid_training_resumes_to_the_uninterrupted_results(finished, tmp_path, monkeypatch,
+                                                                          phantom_prepared_dir):
     source, uninterrupted = finished
     workdir = tmp_path / "preempted"
     # The stages before the GAN are done (copied); the GAN and everything after it runs here.
     shutil.copytree(source, workdir)
-    for name in (benchmark.RESULT_FILE, benchmark.REPORT_FILE):
+    for name in (RESULT_FILE, REPORT_FILE):
         os.remove(workdir / name)
     for stage in ("gan", "synthetic", "synthetic_classifier", "figures"):
         shutil.rmtree(workdir / stage)
@@ -139,12 +145,12 @@ def test_a_gan_preempted_mid_training_resumes_to_the_uninterrupted_results(finis
         return train_loop(**kwargs)
 
     monkeypatch.setattr(loop, "train_loop", sigterm_gan_at_step_3)
-    first = main.run_job(tiny_config(), str(workdir))
+    first = main.run_job(tiny_config(phantom_prepared_dir), str(workdir))
     assert first == {"status": "preempted", "stage": "gan"}
-    assert not (workdir / benchmark.RESULT_FILE).exists()
+    assert not (workdir / RESULT_FILE).exists()
     assert not (workdir / "gan" / "results.json").exists()
 
     monkeypatch.setattr(loop, "train_loop", train_loop)
-    resumed = main.run_job(tiny_config(), str(workdir))
+    resumed = main.run_job(tiny_config(phantom_prepared_dir), str(workdir))
     assert answer(resumed) == answer(uninterrupted)
     assert resumed["wall_seconds"]["gan"] > 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CodedSource, coded_labels, decode_index
+from helpers import CodedSource, coded_labels, decode_index
 
 from medgan.data import builders
 from medgan.data.records import ImageRecord

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from medgan.train import classifier_step, sharding
+from medgan import sharding
+from medgan.train import classifier_step
 from medgan.train import state as state_lib
 
 K = 3
@@ -19,7 +20,8 @@ class TinyCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train):
-        x = nn.Conv(4, (3, 3), use_bias=False)(x)  # a bias before BatchNorm has zero gradient: Adam would amplify its noise
+        # a bias before BatchNorm has zero gradient: Adam would amplify its noise
+        x = nn.Conv(4, (3, 3), use_bias=False)(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
         x = nn.relu(x)
         return nn.Dense(self.num_classes)(x.mean(axis=(1, 2)))
@@ -35,7 +37,9 @@ def _batch(seed=0, b=16):
     rng = np.random.default_rng(seed)
     labels = (rng.random((b, K)) < 0.4).astype(np.float32)
     # Label-dependent images so the loss can fall.
-    images = rng.normal(size=(b, 8, 8, 1)).astype(np.float32) * 0.3 + labels[:, :1, None, None] - labels[:, 1:2, None, None]
+    images = (
+        rng.normal(size=(b, 8, 8, 1)).astype(np.float32) * 0.3 + labels[:, :1, None, None] - labels[:, 1:2, None, None]
+    )
     return {"image": images, "labels": labels}
 
 

@@ -4,17 +4,15 @@ Full-size nets are only traced (jax.eval_shape); everything that runs uses the
 tiny presets at 32 px on the CPU.
 """
 
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from medgan.models import CLASSIFIERS, DenseNet, ResNet, load_params, make_classifier, save_params
-from medgan.models.classifiers import _Bottleneck
-from medgan.train.sharding import batch_sharding, make_mesh, replicated
+from medgan.models.classifiers import CLASSIFIERS, DenseNet, ResNet, _Bottleneck, make_classifier
+from medgan.sharding import batch_sharding, make_mesh, replicated
+from medgan.train.checkpoints import load_params, save_params
 
 KEY = jax.random.key(0)
 
@@ -334,18 +332,18 @@ def test_save_load_round_trip_and_mismatch(tmp_path):
     with pytest.raises(FileExistsError, match="judge"):
         save_params(path, variables)
 
-    restored = load_params(path, jax.eval_shape(lambda: variables))
+    restored = load_params(path, jax.eval_shape(lambda: variables), make_mesh())
     jax.tree.map(np.testing.assert_array_equal, restored, variables)
     assert jax.tree.structure(restored) == jax.tree.structure(variables)
     leaf = restored["params"]["conv0"]["kernel"]
     assert isinstance(leaf, jax.Array) and leaf.dtype == jnp.float32
-    assert leaf.sharding.is_equivalent_to(replicated(make_mesh()), leaf.ndim)  # default: replicated
+    assert leaf.sharding.is_equivalent_to(replicated(make_mesh()), leaf.ndim)
 
     other = abstract_variables(make_classifier("densenet_tiny", 5), x.shape)
     with pytest.raises(ValueError, match=r"params/classifier/bias: checkpoint \(4,\), model \(5,\)"):
-        load_params(path, other)
+        load_params(path, other, make_mesh())
     wider = abstract_variables(make_classifier("densenet_tiny", 4, block_layers=(2, 2, 3)), x.shape)
     with pytest.raises(ValueError, match="batch_stats/block3_layer3_norm1/mean: missing from the checkpoint"):
-        load_params(path, wider)
+        load_params(path, wider, make_mesh())
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        load_params(tmp_path / "nowhere", other)
+        load_params(tmp_path / "nowhere", other, make_mesh())

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from medgan import losses
 from medgan.models import cpd
+from medgan.train import losses
 
 K = 3
 TINY = dict(fmap_base=256, fmap_max=32)

@@ -1,14 +1,14 @@
 """GAN train step: each model steps with finite losses, 8 devices == 1 device, EMA rule, ADA, growth."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from medgan import sharding
 from medgan.models import gans
-from medgan.train import gan_step, sharding
+from medgan.train import gan_step
 
 K = 3
 TINY = dict(latent_dim=32, fmap_base=256, fmap_max=32, w_dim=32, mapping_layers=2)
@@ -97,7 +97,7 @@ def test_ada_probability_rises_when_d_overfits_a_tiny_set():
 
 
 def test_pggan_growth_compiles_once_per_stage_and_keeps_weights():
-    from medgan.train_gan import PhasedSteps
+    from medgan.train.progressive import PhasedSteps
 
     mesh = sharding.make_mesh(jax.devices()[:1])
     spec = tiny_spec("pggan", resolution=16)

@@ -1,4 +1,4 @@
-"""Tests for medgan.losses: hand-computed values, linear-D identities, jit and finite grads."""
+"""Tests for medgan.train.losses: hand-computed values, linear-D identities, jit and finite grads."""
 
 import math
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from medgan import losses as L
+from medgan.train import losses as L
 
 LOG2 = math.log(2.0)
 

@@ -1,6 +1,6 @@
 """A real 2-process run on localhost: distributed init, 4-device mesh, train and eval streams.
 
-DESIGN.md ("Devices"): the same code runs on several processes; each reads its
+docs/ARCHITECTURE.md ("Devices and sharding"): the same code runs on several processes; each reads its
 own slice and the global batch is assembled by jax. Two subprocesses with two
 fake CPU devices each talk through the gloo CPU collectives.
 """
@@ -21,7 +21,7 @@ WORKER = textwrap.dedent(
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     from medgan.data import folds, pipeline
-    from medgan.train import sharding
+    from medgan import sharding
 
     # JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID are in the environment.
     assert sharding.initialize_distributed() and sharding.initialize_distributed()  # idempotent
@@ -80,7 +80,9 @@ def run_two_processes(make_command, timeout=240, cwd=None):
             JAX_PROCESS_ID=str(pid),
         )
         procs.append(
-            subprocess.Popen(make_command(pid), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                make_command(pid), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
         )
     outputs = []
     try:

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax.errors import ScopeParamNotFoundError
 
 from medgan.models.pggan import (
     Discriminator,
@@ -189,7 +190,7 @@ def test_param_tree_independent_of_stage_and_subset_used(tiny_params):
     for a, b in zip(D8.apply({"params": d_used}, full, labels, alpha=alpha), D8.apply(dp, full, labels, alpha=alpha)):
         np.testing.assert_array_equal(a, b)
     # the pruned tree is not enough for the next stage (it needs block_16 / to_rgb_16)
-    with pytest.raises(Exception):
+    with pytest.raises(ScopeParamNotFoundError):
         G.clone(stage=16).apply({"params": g_used}, z, labels)
 
 

@@ -324,7 +324,9 @@ def test_chexpert_layout_is_the_real_one_and_reads_back(tmp_path):
             assert image.format == "JPEG" and image.mode == "L" and image.size == (32, 32)
     assert [p.name for p in root.rglob(".*")] == []  # no temporary files left
 
-    assert chexpert.read_index(root, policy="ones") == (returned, {"lateral": len(lateral), "uncertain": 0, "no_positive": 0})
+    assert chexpert.read_index(root, policy="ones") == (
+        returned, {"lateral": len(lateral), "uncertain": 0, "no_positive": 0}
+    )
     with Image.open(root / returned[0].path) as image:
         stored = np.asarray(image, dtype=float)
     rendered = phantoms.PhantomSource("chest", 8, 4).load(cohort[0], 32)[0][..., 0]
@@ -401,7 +403,9 @@ def test_rsna_compressed_fraction_selects_the_transfer_syntax(tmp_path, fraction
     cohort = phantoms.sample_cohort("head_ct", 2, 0)
     for record in phantoms.write_rsna_layout(tmp_path, cohort, 32, 0, compressed_fraction=fraction):
         syntax = pydicom.dcmread(tmp_path / record.path).file_meta.TransferSyntaxUID
-        assert syntax.is_compressed == compressed and (not compressed or syntax.name in ("RLE Lossless", "JPEG 2000 Image Compression (Lossless Only)"))
+        assert syntax.is_compressed == compressed and (
+            not compressed or syntax.name in ("RLE Lossless", "JPEG 2000 Image Compression (Lossless Only)")
+        )
 
 
 def test_a_crashed_rsna_writer_leaves_no_csv(tmp_path, monkeypatch):

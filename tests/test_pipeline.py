@@ -6,10 +6,10 @@ import itertools
 import jax
 import numpy as np
 import pytest
-from conftest import coded_labels, decode_index
+from helpers import coded_labels, decode_index
 
+from medgan import sharding
 from medgan.data import builders, pipeline
-from medgan.train import sharding
 
 
 def _ids(batch):
@@ -98,7 +98,9 @@ def test_a_resumed_stream_continues_with_the_same_batches_and_flips(coded_datase
     prepared, fold = coded_dataset
     split = fold.ids["train"]  # 24 images: batch 4 of 8 lies in the second epoch
     kwargs = dict(batch_size=8, seed=3, flip=True)
-    full = list(itertools.islice(pipeline.numpy_batches(pipeline.train_dataset(prepared.dataset_dir, split, **kwargs)), 6))
+    full = list(
+        itertools.islice(pipeline.numpy_batches(pipeline.train_dataset(prepared.dataset_dir, split, **kwargs)), 6)
+    )
     resumed = pipeline.train_dataset(prepared.dataset_dir, split, start_step=start_step, **kwargs)
     for expected, got in zip(full[start_step:], itertools.islice(pipeline.numpy_batches(resumed), 6 - start_step)):
         assert _ids(got) == _ids(expected)

@@ -2,9 +2,10 @@
 
 import jax
 import pytest
-from jax.sharding import AxisType, PartitionSpec as P
+from jax.sharding import AxisType
+from jax.sharding import PartitionSpec as P
 
-from medgan.train import sharding
+from medgan import sharding
 
 
 def test_mesh_has_one_auto_data_axis_over_all_devices():

@@ -15,7 +15,8 @@ import sys
 
 import pytest
 
-from medgan import configuration, sweeps
+from medgan import configuration
+from medgan.study import sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = "configs/demo_sweep.py:size=tiny"

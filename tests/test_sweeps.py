@@ -15,9 +15,11 @@ import textwrap
 
 import pytest
 
-from medgan import configuration, studies, sweeps
+from medgan import configuration
 from medgan.data import folds
 from medgan.data.records import ImageRecord
+from medgan.study import grid as studies
+from medgan.study import sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -182,7 +184,8 @@ def test_dry_run_lists_the_chest_classes_points_without_touching_data(tmp_path):
         assert row[0] == point.name
         assert row[7] == f"{sizes['train']}/{sizes['val']}/{sizes['test']}"
         assert row[-1] == "pending"
-    assert "model-pggan_classes-6_per_class-2300 benchmark chexpert 256 pggan 6 2300 11040/1380/1380 128 46875 pending" \
+    assert "model-pggan_classes-6_per_class-2300 benchmark chexpert 256 pggan 6 2300 11040/1380/1380 128 46875 " \
+        "pending" \
         in "\n".join(" ".join(r) for r in rows)
     assert "18 points (18 pending)" in result.stdout
     assert os.listdir(tmp_path) == [] and sorted(os.listdir(REPO)) == before
@@ -266,14 +269,26 @@ def test_sweep_skips_finished_runs_pending_and_goes_on_after_a_failure(tmp_path)
     assert "sweep summary: 0 done, 2 skipped (already finished), 1 failed (patients-12)" in result.stdout
 
 
+def test_a_point_that_exits_0_without_results_is_reported_and_runs_again(tmp_path):
+    config = write_config(tmp_path, "tiny_prepare", PREPARE_CONFIG)
+    fake = tmp_path / "fake_python"
+    fake.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(0)\n")  # a preempted job: status 0, no results.json
+    fake.chmod(0o755)
+    args = [f"--config={config}", f"--workdir={tmp_path / 'runs'}", f"--python={fake}", "--only=patients=10"]
+    for _ in range(2):
+        result = run_sweep(*args, cwd=tmp_path)
+        assert "[1/1] patients-10: FAILED: exited 0 but wrote no results.json" in result.stdout
+        assert result.returncode == 1
+
+
 def test_sweep_runs_a_real_point_in_a_fresh_medgan_process(tmp_path):
     config = write_config(tmp_path, "tiny_prepare", PREPARE_CONFIG)
     root = tmp_path / "runs"
     result = run_sweep(f"--config={config}", f"--workdir={root}", "--only=patients=10", cwd=tmp_path)
-    # prepare writes result.json, not the benchmark's results.json: the sweep ran it and says it is not done.
-    assert (root / "patients-10" / "result.json").exists(), result.stderr[-3000:]
-    assert "[1/1] patients-10: FAILED: exited 0 but wrote no results.json" in result.stdout
-    assert result.returncode == 1
+    # Every job writes results.json last, prepare too: the sweep ran the point and found it done.
+    assert (root / "patients-10" / "results.json").exists(), result.stderr[-3000:]
+    assert "[1/1] patients-10: done" in result.stdout
+    assert result.returncode == 0
 
 
 def tpu_pod(*args, **env):

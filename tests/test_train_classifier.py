@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from medgan import configuration, fileio, main, train_classifier
+from medgan import configuration, fileio, main
 from medgan.eval import auc
+from medgan.train import classifier_step
+from medgan.workdir import RESULT_FILE, SCORES_FILE
 
 
 def tiny_config(**classifier):
@@ -31,14 +33,16 @@ def tiny_config(**classifier):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, phantom_prepared_dir):
     workdir = tmp_path_factory.mktemp("classifier")
-    return workdir, main.run_job(tiny_config(), str(workdir))
+    config = tiny_config()
+    config.data.prepared_dir = str(phantom_prepared_dir)
+    return workdir, main.run_job(config, str(workdir))
 
 
 def test_results_schema_and_scores_file_agree(trained):
     workdir, result = trained
-    assert result == fileio.read_json(workdir / train_classifier.RESULT_FILE)
+    assert result == fileio.read_json(workdir / RESULT_FILE)
     json.dumps(result, allow_nan=False)  # strict JSON: undefined values are null, not NaN
     assert result["train_data"] == "real"
     assert result["steps"] == 12 and result["stopped"] in ("finished", "early_stopped")
@@ -47,7 +51,7 @@ def test_results_schema_and_scores_file_agree(trained):
     assert set(result["test"]["classes"]) == {"normal", "mass", "calcification"}
     assert result["train_images_per_second"] > 0
 
-    scores = np.load(workdir / train_classifier.SCORES_FILE)
+    scores = np.load(workdir / SCORES_FILE)
     assert list(scores["image_ids"]) == sorted(fileio.read_json(workdir / "manifest.json")["ids"]["test"])
     assert scores["scores"].shape == scores["labels"].shape == (8, 3)
     # The reported AUCs are those of the saved scores (the benchmark's DeLong test pairs them).
@@ -57,17 +61,17 @@ def test_results_schema_and_scores_file_agree(trained):
 
 def test_a_finished_job_is_skipped(trained):
     workdir, result = trained
-    mtime = (workdir / train_classifier.RESULT_FILE).stat().st_mtime_ns
+    mtime = (workdir / RESULT_FILE).stat().st_mtime_ns
     assert main.run_job(tiny_config(), str(workdir)) == result
-    assert (workdir / train_classifier.RESULT_FILE).stat().st_mtime_ns == mtime
+    assert (workdir / RESULT_FILE).stat().st_mtime_ns == mtime
 
 
 def test_label_weights_keep_constant_labels_at_one():
     labels = np.array([[1, 0, 1], [1, 0, 0], [1, 0, 0], [1, 0, 1]], np.float32)
-    weights, constant = train_classifier.label_weights(labels, ("always", "never", "half"))
+    weights = classifier_step.positive_weights(labels, ("always", "never", "half"))
     np.testing.assert_array_equal(weights, [1.0, 1.0, 1.0])
-    assert constant == ["always", "never"]
-    weights, _ = train_classifier.label_weights(labels[:3], ("always", "never", "rare"))
+    assert classifier_step.constant_labels(labels, ("always", "never", "half")) == ["always", "never"]
+    weights = classifier_step.positive_weights(labels[:3], ("always", "never", "rare"))
     np.testing.assert_array_equal(weights, [1.0, 1.0, 2.0])  # 2 negatives / 1 positive
 
 

@@ -7,9 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from medgan import configuration, fileio, main, synthesize, train_gan
+from medgan import configuration, fileio, main, sharding
 from medgan.data import builders, folds, pipeline
-from medgan.train import sharding
+from medgan.models import gans
+from medgan.train.checkpoints import params_sha256
+from medgan.train.sampling import load_generator
+from medgan.workdir import DATA_CARD_MD, DATASET_DIR, GENERATOR_DIR, LABELS_CSV, PREVIEW, RESULT_FILE
 
 RES = 32
 
@@ -25,14 +28,14 @@ def data(config, prepared_dir):
 
 
 @pytest.fixture(scope="module")
-def pipeline_dirs(tmp_path_factory):
+def pipeline_dirs(tmp_path_factory, phantom_prepared_dir):
     """A real classifier (features for FD), a GAN on the same fold, and its synthetic dataset."""
     root = tmp_path_factory.mktemp("gan_job")
-    clf = data(configuration.base_config("train_classifier"), root / "prepared")
+    clf = data(configuration.base_config("train_classifier"), phantom_prepared_dir)
     clf.classifier.update(dict(model="densenet_tiny", stem="small", tile_to_rgb=False, learning_rate=1e-3,
                                global_batch_size=16, num_steps=4, eval_every=2, checkpoint_every=2, log_every=2))
     main.run_job(clf, str(root / "real"))
-    gan = data(configuration.base_config("train_gan"), root / "prepared")
+    gan = data(configuration.base_config("train_gan"), phantom_prepared_dir)
     gan.fold.manifest = str(root / "real" / "manifest.json")
     gan.gan.update(dict(model="pggan", latent_dim=16, fmap_base=128, fmap_max=16, global_batch_size=8, num_steps=6,
                         start_resolution=8, steps_per_phase=1, fid_classifier=str(root / "real"), fid_every=3,
@@ -48,26 +51,28 @@ def pipeline_dirs(tmp_path_factory):
 def test_train_gan_writes_results_samples_and_generator(pipeline_dirs):
     root, _, result, _, _ = pipeline_dirs
     gan_dir = root / "gan"
-    assert result == fileio.read_json(gan_dir / train_gan.RESULT_FILE)
+    assert result == fileio.read_json(gan_dir / RESULT_FILE)
     json.dumps(result, allow_nan=False)
     assert result["steps"] == 6 and result["stopped"] == "finished"
     assert result["model"]["name"] == "pggan" and result["model"]["resolution"] == RES
     # 8 px (step 1), fade-in of 16 (2), 16 px (3), fade-in of 32 (4), 32 px (5, 6): only the FD of
     # step 6 is of the grown model, so it is the one selected
     assert result["selected_step"] == 6 and result["best_fd"] > 0
-    assert (gan_dir / result["samples"]).exists() and (gan_dir / train_gan.GENERATOR_DIR).is_dir()
-    assert sorted(n for n in os.listdir(gan_dir / "samples") if n.endswith(".png")) == ["step_0000003.png", "step_0000006.png"]
+    assert (gan_dir / result["samples"]).exists() and (gan_dir / GENERATOR_DIR).is_dir()
+    assert sorted(n for n in os.listdir(gan_dir / "samples") if n.endswith(".png")) == [
+        "step_0000003.png", "step_0000006.png"
+    ]
     # The recorded hash is of the weights: the exported generator read back has it.
-    _, params, _ = train_gan.load_generator(str(gan_dir), sharding.make_mesh())
-    assert result["generator_sha256"] == train_gan.params_sha256(params)
-    assert train_gan.params_sha256(jax.tree.map(lambda x: x + 1e-6, params)) != result["generator_sha256"]
+    params = load_generator(str(gan_dir / GENERATOR_DIR), gans.spec_from(result["model"]), sharding.make_mesh())
+    assert result["generator_sha256"] == params_sha256(params)
+    assert params_sha256(jax.tree.map(lambda x: x + 1e-6, params)) != result["generator_sha256"]
 
 
 def test_finished_jobs_are_skipped(pipeline_dirs):
     root, gan, result, syn, card = pipeline_dirs
-    mtime = (root / "gan" / train_gan.RESULT_FILE).stat().st_mtime_ns
+    mtime = (root / "gan" / RESULT_FILE).stat().st_mtime_ns
     assert main.run_job(gan, str(root / "gan")) == result
-    assert (root / "gan" / train_gan.RESULT_FILE).stat().st_mtime_ns == mtime
+    assert (root / "gan" / RESULT_FILE).stat().st_mtime_ns == mtime
     assert main.run_job(syn, str(root / "synthetic")) == card
 
 
@@ -79,11 +84,11 @@ def test_synthetic_dataset_mirrors_the_real_label_counts_and_is_readable(pipelin
     assert synthetic.counts["train"] == real.counts["train"] and synthetic.counts["val"] == real.counts["val"]
     assert synthetic.ids["test"] == ()  # the test split is always real
     assert card["counts"]["total"] == sum(real.counts["train"]) + sum(real.counts["val"])
-    dataset_dir = str(root / "synthetic" / synthesize.DATASET_DIR)
+    dataset_dir = str(root / "synthetic" / DATASET_DIR)
     index = builders.read_index(dataset_dir)
     assert sorted(r.image_id for r in index) == sorted(synthetic.ids["train"] + synthetic.ids["val"])
     by_id = {r.image_id: r.labels for r in index}
-    rows = list(open(root / "synthetic" / synthesize.LABELS_CSV))
+    rows = list(open(root / "synthetic" / LABELS_CSV))
     assert rows[0].strip().split(",")[:2] == ["image_id", "split"] and len(rows) == 1 + len(index)
     for row in rows[1:]:
         image_id, split, *labels = row.strip().split(",")
@@ -92,7 +97,7 @@ def test_synthetic_dataset_mirrors_the_real_label_counts_and_is_readable(pipelin
     ds = pipeline.eval_dataset(dataset_dir, synthetic.ids["val"], batch_size=8)
     batch = next(pipeline.numpy_batches(ds))
     assert batch["image"].shape[1:] == (RES, RES, 1) and -1 <= batch["image"].min() <= batch["image"].max() <= 1
-    for name in (synthesize.PREVIEW, synthesize.DATA_CARD_MD):
+    for name in (PREVIEW, DATA_CARD_MD):
         assert (root / "synthetic" / name).exists()
     assert card["generator"]["checkpoint_sha256"] and card["audits"] == [] and not card["real_metadata_copied"]
 
@@ -106,7 +111,7 @@ def test_synthesis_is_deterministic_for_a_seed(pipeline_dirs, tmp_path):
     syn.seed, syn.synthesize.global_batch_size = 0, 16
 
     def images(directory):
-        ds = pipeline.eval_dataset(str(directory / synthesize.DATASET_DIR),
+        ds = pipeline.eval_dataset(str(directory / DATASET_DIR),
                                    folds.read_manifest(directory / "manifest.json").ids["train"], batch_size=64)
         return np.concatenate([b["image"][b["mask"]] for b in pipeline.numpy_batches(ds)])
 
@@ -116,8 +121,8 @@ def test_synthesis_is_deterministic_for_a_seed(pipeline_dirs, tmp_path):
 
 
 def test_no_real_metadata_reaches_the_synthetic_dataset(pipeline_dirs):
-    root, _, _, _, _ = pipeline_dirs
-    real_index = builders.read_index(_real_dataset_dir(root))
+    root, gan, result, _, _ = pipeline_dirs
+    real_index = builders.read_index(_real_dataset_dir(gan, result))
     secrets = {r.image_id for r in real_index} | {r.patient_id for r in real_index}
     synthetic_dir = root / "synthetic"
     for directory, _, files in os.walk(synthetic_dir):
@@ -125,14 +130,13 @@ def test_no_real_metadata_reaches_the_synthetic_dataset(pipeline_dirs):
             content = open(os.path.join(directory, name), "rb").read()
             for secret in secrets:
                 assert secret.encode() not in content, (name, secret)
-    for record in builders.read_index(str(synthetic_dir / synthesize.DATASET_DIR)):
+    for record in builders.read_index(str(synthetic_dir / DATASET_DIR)):
         assert record.image_id.startswith("synthetic-") and record.patient_id == record.image_id
 
 
-def _real_dataset_dir(root):
-    (dataset,) = [os.path.join(d, n) for d, dirs, files in os.walk(root / "prepared") for n in files
-                  if n == builders.INDEX_FILE]
-    return os.path.dirname(dataset)
+def _real_dataset_dir(gan_config, gan_result):
+    """The prepared real cohort the GAN trained on: <data.prepared_dir>/<dataset name>."""
+    return os.path.join(gan_config.data.prepared_dir, gan_result["dataset"])
 
 
 def test_missing_generator_names_the_key(tmp_path):

@@ -1,6 +1,6 @@
 """Prepared shards: any `Source` at one resolution as a tfds dataset, built once.
 
-DESIGN.md ("The data flow"): raw cohorts are decoded, windowed and resized once
+docs/ARCHITECTURE.md ("Data flow"): raw cohorts are decoded, windowed and resized once
 into prepared shards, one dataset per source × resolution; every later stage
 (folds, the tf.data pipeline, evaluation) reads those shards and never the raw
 files again.
@@ -276,11 +276,6 @@ def load_prepared(dataset_dir: str | os.PathLike) -> PreparedDataset:
     )
 
 
-def read_report(dataset_dir: str | os.PathLike) -> dict[str, Any]:
-    """The prepare report (counts, drop counts by rule, skipped images with errors)."""
-    return json.loads((Path(dataset_dir) / REPORT_FILE).read_text())
-
-
 def read_index(dataset_dir: str | os.PathLike) -> list[ImageRecord]:
     """Every image in the shards, in shard order, without decoding any image.
 
@@ -293,6 +288,12 @@ def read_index(dataset_dir: str | os.PathLike) -> list[ImageRecord]:
             columns["image_id"], columns["patient_id"], columns["labels"], columns["path"], strict=True
         )
     ]
+
+
+def labels_of(dataset_dir: str | os.PathLike, ids: Iterable[str]) -> np.ndarray:
+    """Multi-hot labels [N, K] of `ids` from the index, in index order (no image is decoded)."""
+    wanted = set(ids)
+    return np.array([r.labels for r in read_index(dataset_dir) if r.image_id in wanted], np.float32)
 
 
 def source_params(source: Source) -> dict[str, Any]:

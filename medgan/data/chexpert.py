@@ -27,7 +27,7 @@ once per distinct value, in this order:
 ImageRecord.path is the result relative to root ("train/patient00001/...",
 "../CheXpert-v1.0-small/train/..." in case 3).
 
-The benchmark rules (DESIGN.md, benchmark definitions): frontal views only;
+The benchmark rules (docs/ARCHITECTURE.md, "The benchmark definitions"): frontal views only;
 uncertain -> positive ("ones", U-Ones of the CheXpert paper; "zeros" and
 "ignore" as options); blank -> 0; rows without a positive finding dropped,
 since medgan's classes are label combinations and an all-zero row has none.
@@ -39,8 +39,8 @@ import functools
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Benchmark folds: top-k label combinations, n images each, patient-disjoint splits.
 
-DESIGN.md ("The benchmark definitions"): a *class* is a unique label
+docs/ARCHITECTURE.md ("The benchmark definitions"): a *class* is a unique label
 combination (a multi-hot row), not a single finding. A benchmark point keeps
 the k most frequent combinations and exactly n images of each, split 80/10/10
 at the *patient* level, so that no patient contributes to two of train, val and
@@ -217,7 +217,8 @@ def _check_request(
     for record in records:
         if len(record.labels) != len(class_names):
             raise ValueError(
-                f"image {record.image_id!r} has {len(record.labels)} labels, expected {len(class_names)} ({class_names})"
+                f"image {record.image_id!r} has {len(record.labels)} labels, "
+                f"expected {len(class_names)} ({class_names})"
             )
         if not record.patient_id:
             raise ValueError(f"image {record.image_id!r} has no patient id; folds split by patient")

@@ -1,7 +1,7 @@
 """Pixel plumbing shared by the real-cohort loaders: decode, make square, resize.
 
-Every source hands the prepare stage a uint8 [R, R, C] image (DESIGN.md, data
-flow). Real images arrive in many sizes and aspect ratios, so each source
+Every source hands the prepare stage a uint8 [R, R, C] image (docs/ARCHITECTURE.md,
+"Data flow"). Real images arrive in many sizes and aspect ratios, so each source
 decodes its file, makes it square (`to_square`) and resamples it to the
 benchmark resolution (`resize`). Phantoms render at the target resolution
 directly and do not come through here.

@@ -32,7 +32,7 @@ ICH_SUBTYPES = (
 )
 
 # The study replaces RSNA's "any" by its complement, "no finding", so that
-# every image has at least one positive label (DESIGN.md, benchmark definitions).
+# every image has at least one positive label (docs/ARCHITECTURE.md, "The benchmark definitions").
 ICH_CLASSES = ("no finding",) + ICH_SUBTYPES
 
 # Mammogram patch findings of the contextual-GAN study.

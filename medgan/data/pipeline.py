@@ -1,6 +1,6 @@
 """Input pipeline: a fold split of prepared shards -> per-process batches -> global jax.Arrays.
 
-Two layers (DESIGN.md, "Devices"):
+Two layers (docs/ARCHITECTURE.md, "Devices and sharding"):
 
 * numpy level (`train_dataset`, `eval_dataset`): tf.data on the CPU of each
   process, yielding that process's share of every global batch as numpy;
@@ -47,7 +47,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from medgan.data import builders
-from medgan.train.sharding import batch_sharding
+from medgan.sharding import batch_sharding
 
 ARRAY_KEYS = ("image", "labels", "mask")  # the keys that become jax.Arrays
 
@@ -114,7 +114,8 @@ def train_dataset(
         raise ValueError(f"start_step must be >= 0, got {start_step}")
     ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
     if start_step:
-        ds = ds.skip(start_step * batch_size)  # batches never straddle differently: drop_remainder on an infinite stream
+        # batches never straddle differently: drop_remainder on an infinite stream
+        ds = ds.skip(start_step * batch_size)
     ds = ds.map(_decoder(info), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _batch(
         ds, batch_size, flip_seed=(seed, process_index, process_count) if flip else None, start_index=start_step

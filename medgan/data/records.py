@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 
 class UnreadableImage(Exception):
@@ -34,4 +33,4 @@ class ImageRecord:
     image_id: str
     patient_id: str
     labels: tuple[int, ...]
-    path: Optional[str] = None
+    path: str | None = None

@@ -7,8 +7,8 @@ Layout of the Kaggle release::
       stage_2_train/ID_<hex>.dcm
 
 with six rows per image: the five subtypes (medgan.data.labels.ICH_SUBTYPES)
-and "any". The study replaces "any" by "no finding" = 1 - any (DESIGN.md,
-benchmark definitions), so every image has exactly one kind of positive:
+and "any". The study replaces "any" by "no finding" = 1 - any (docs/ARCHITECTURE.md,
+"The benchmark definitions"), so every image has exactly one kind of positive:
 "no finding" or at least one subtype.
 
 Pixels: Hounsfield units from the DICOM (raw x RescaleSlope +
@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pydicom

@@ -1,6 +1,6 @@
 """The interface every raw cohort implements, so the prepare stage is written once.
 
-A source answers two questions (DESIGN.md, "The data flow"): which images exist
+A source answers two questions (docs/ARCHITECTURE.md, "Data flow"): which images exist
 and with which labels (`index`, cheap: no pixels are read), and what one image
 looks like at a given resolution (`load`, expensive: decode, window, resize).
 `medgan.data.builders.prepare` turns any source into prepared tfds shards.
@@ -13,6 +13,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from medgan.data.records import ImageRecord
+
+# The registry of cohorts a config may name (`config.data.source`); `cohorts.make_source` builds them.
+PHANTOM_SOURCES = ("phantom_chest", "phantom_head_ct", "phantom_mammo")  # rendered, shipped with medgan
+REAL_SOURCES = ("chexpert", "rsna_ich")  # read from `config.data.root`
+SOURCES = PHANTOM_SOURCES + REAL_SOURCES
 
 
 @runtime_checkable

@@ -4,7 +4,7 @@ A CT slice spans ~-1000 HU (air) to >1000 HU (bone) while the grey/white
 matter and blood contrast that identifies a haemorrhage lives within
 ~20-90 HU. A window maps an HU interval [center - width/2, center + width/2]
 linearly onto the grey scale and clips outside it, as a radiologist's viewer
-does. The benchmark uses the brain window (DESIGN.md, benchmark definitions);
+does. The benchmark uses the brain window (docs/ARCHITECTURE.md, "The benchmark definitions");
 subdural and bone windows are optional extra channels.
 """
 

@@ -9,7 +9,7 @@ each image set's features as a Gaussian and measures
 No Inception weights can be downloaded here, and ImageNet features are a poor
 judge of radiographs anyway, so the features are the pooled 1024-d (DenseNet)
 or 2048-d (ResNet) features of the classifier trained on the REAL fold
-(`classifiers.*.features`), the network the privacy audit also uses (DESIGN.md).
+(`classifiers.*.features`), the network the privacy audit also uses.
 Values are therefore comparable within one benchmark point (same classifier),
 not across points or with published FIDs.
 

@@ -1,12 +1,6 @@
-"""Models: image classifiers (the benchmark's judge and feature extractor)."""
+"""Models: the benchmark's classifiers (judge and feature extractor) and the three GANs.
 
-from medgan.models.classifiers import (
-    CLASSIFIERS,
-    DenseNet,
-    ResNet,
-    load_params,
-    make_classifier,
-    save_params,
-)
-
-__all__ = ["CLASSIFIERS", "DenseNet", "ResNet", "load_params", "make_classifier", "save_params"]
+`classifiers` (DenseNet / ResNet, CLASSIFIERS registry), `gans` (GanSpec and
+the GAN_MODELS registry over `pggan`, `cpd`, `stylegan2`), built from the
+blocks of `layers`. Models know nothing of devices or training.
+"""

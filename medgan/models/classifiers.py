@@ -3,11 +3,11 @@
 The study judges synthetic images by training a classifier on real or
 synthetic images and testing on real ones; its classifier is an
 ImageNet-style DenseNet-121 on grayscale images tiled to 3 channels
-(DESIGN.md). The same network, trained on real images, also supplies the
+(docs/ARCHITECTURE.md, "The benchmark definitions"). The same network, trained on real images, also supplies the
 1024-d pooled features used for Frechet distances and nearest-neighbour
 privacy audits (`DenseNet.features`).
 
-Conventions (issue-3 contract):
+Conventions:
 
 * Input `x` is [B, H, W, C] float in [-1, 1], C = 1 or 3. With
   `tile_to_rgb=True` a 1-channel input is repeated to 3 channels inside the
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -349,85 +348,17 @@ def make_classifier(name: str, num_classes: int, *, dtype: Dtype = jnp.float32, 
     return cls(num_classes=num_classes, dtype=dtype, **{**preset, **overrides})
 
 
-# --------------------------------------------------------------------------
-# Checkpoints of {"params", "batch_stats"}.
-# --------------------------------------------------------------------------
-
-_COLLECTIONS = ("batch_stats", "params")
+def describe(name: str, num_classes: int, *, dtype: str, tile_to_rgb: bool, stem: str) -> dict:
+    """The JSON description of a classifier (kept in results.json); `classifier_from` rebuilds it."""
+    return {"name": name, "num_classes": num_classes, "dtype": dtype, "tile_to_rgb": tile_to_rgb, "stem": stem}
 
 
-def _flat_shapes(tree) -> dict[str, tuple[int, ...]]:
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {
-        "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path): tuple(leaf.shape)
-        for path, leaf in flat
-    }
-
-
-def _check_collections(variables: Mapping, what: str) -> None:
-    keys = tuple(sorted(variables))
-    if keys not in (("params",), _COLLECTIONS):
-        raise ValueError(f"{what}: expected collections {{'params', 'batch_stats'}} (or only 'params'), got {keys}")
-
-
-def save_params(path: str | os.PathLike, variables: Mapping, *, overwrite: bool = False) -> None:
-    """Saves {"params", "batch_stats"} to the directory `path` (orbax StandardCheckpointer), blocking.
-
-    Orbax writes to a temporary directory and renames it, so a crash leaves no
-    half-written checkpoint. Raises FileExistsError if `path` exists and not
-    `overwrite`.
-    """
-    import orbax.checkpoint as ocp
-
-    _check_collections(variables, "save_params")
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"save_params: {path} exists (pass overwrite=True to replace it)")
-    with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(path, dict(variables), force=overwrite)
-        ckptr.wait_until_finished()
-
-
-def load_params(path: str | os.PathLike, abstract_variables: Mapping) -> dict:
-    """Restores variables saved by `save_params` into the structure of `abstract_variables`.
-
-    Args:
-      path: checkpoint directory.
-      abstract_variables: {"params", "batch_stats"} of jax.ShapeDtypeStruct (e.g.
-        `jax.eval_shape(model.init, key, x, train=False)`) or arrays. Leaves
-        with a sharding are restored with it; others are replicated over all
-        devices (DESIGN.md: parameters replicated). Restored dtypes are the
-        abstract ones.
-
-    Raises:
-      FileNotFoundError if `path` does not exist; ValueError naming the first
-      parameter path (sorted) that is missing, unexpected or of another shape,
-      e.g. "params/classifier/kernel: checkpoint (1024, 1000), model (1024, 14)".
-    """
-    import orbax.checkpoint as ocp
-
-    from medgan.train.sharding import make_mesh, replicated
-
-    _check_collections(abstract_variables, "load_params")
-    path = os.path.abspath(os.fspath(path))
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"load_params: no checkpoint directory at {path}")
-    with ocp.StandardCheckpointer() as ckptr:
-        metadata = ckptr.metadata(path)
-        stored_tree = getattr(metadata, "item_metadata", metadata)
-        stored_tree = getattr(stored_tree, "tree", stored_tree)
-        stored = _flat_shapes(stored_tree)
-        wanted = _flat_shapes(abstract_variables)
-        for key in sorted(set(stored) | set(wanted)):
-            if key not in stored:
-                raise ValueError(f"load_params({path}): {key}: missing from the checkpoint, model shape {wanted[key]}")
-            if key not in wanted:
-                raise ValueError(f"load_params({path}): {key}: in the checkpoint {stored[key]} but not in the model")
-            if stored[key] != wanted[key]:
-                raise ValueError(f"load_params({path}): {key}: checkpoint {stored[key]}, model {wanted[key]}")
-        default = replicated(make_mesh())
-        target = jax.tree.map(
-            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=getattr(a, "sharding", None) or default),
-            abstract_variables,
-        )
-        return ckptr.restore(path, target)
+def classifier_from(description: Mapping[str, Any]) -> nn.Module:
+    """The classifier module a `describe` dict names ("" stem: the preset's)."""
+    return make_classifier(
+        description["name"],
+        description["num_classes"],
+        dtype=jnp.dtype(description["dtype"]),
+        tile_to_rgb=description["tile_to_rgb"],
+        **({"stem": description["stem"]} if description["stem"] else {}),
+    )

@@ -1,6 +1,6 @@
 """The study's non-progressive label-projection GAN ("cpd": conditional pixel norm + projection D).
 
-DESIGN.md, "GANs of the study": a non-progressive GAN whose generator takes
+docs/ARCHITECTURE.md, "The GANs of the study": a non-progressive GAN whose generator takes
 the labels through *conditional pixel norm* and whose *resnet* discriminator
 has one output per label, scored against the multi-hot condition as
 ``sum(out * labels)``. Trained with WGAN-GP (lambda=10, drift 0.001), Adam
@@ -45,7 +45,7 @@ no unconditional term):
 * ``epilogue_4`` at 4x4: minibatch standard deviation ([PGGAN] sec. 3,
   groups of ``mbstd_group_size``), conv3x3 + lrelu, flatten, dense nf(4) +
   lrelu, dense K (``out``) -> out [B, K];
-  ``logits = losses.projection_score(out, labels) = sum_k out_k * labels_k``.
+  ``logits = projection_score(out, labels) = sum_k out_k * labels_k``.
   ``class_logits`` is None (no AC-GAN head).
 
 Conventions
@@ -96,7 +96,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from medgan import losses
 from medgan.models.layers import (
     LRELU_GAIN,
     ConditionalPixelNorm,
@@ -106,6 +105,7 @@ from medgan.models.layers import (
     downsample2d,
     feature_maps,
     pixel_norm,
+    projection_score,
     upsample2d,
 )
 
@@ -178,7 +178,7 @@ class GeneratorBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """Skip generator with conditional pixel norm ([SG2] fig. 7 (b); DESIGN.md).
+    """Skip generator with conditional pixel norm ([SG2] fig. 7 (b)).
 
     Fields:
       resolution: output size R (power of two >= 8).
@@ -298,7 +298,7 @@ class DiscriminatorEpilogue(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Resnet discriminator with one output per label and a projection score ([SG2] fig. 7 (c); DESIGN.md).
+    """Resnet discriminator with one output per label and a projection score ([SG2] fig. 7 (c)).
 
     Fields:
       resolution: input size R (power of two >= 8).
@@ -311,7 +311,7 @@ class Discriminator(nn.Module):
 
     Call: ``D.apply(params, images, labels)`` with images [B, R, R, C] and
     labels [B, K] -> ``(logits, None)``: logits [B] float32
-    = ``losses.projection_score(out, labels)`` = sum_k out_k * labels_k, with
+    = ``projection_score(out, labels)`` = sum_k out_k * labels_k, with
     out [B, K] the final dense layer (``epilogue_4/out``); labels enter ONLY
     there (so all-zero labels give logits exactly 0). The second element is
     None (no AC-GAN class head). Extra keyword arguments are ignored.
@@ -357,5 +357,5 @@ class Discriminator(nn.Module):
             param_dtype=pdt,
             name="epilogue_4",
         )(h)
-        logits = losses.projection_score(out.astype(jnp.float32), labels.astype(jnp.float32))
+        logits = projection_score(out.astype(jnp.float32), labels.astype(jnp.float32))
         return logits, None

@@ -1,7 +1,7 @@
 """The three class-conditional GANs behind one description: which G, which D, which loss.
 
 * "pggan": the study's progressive GAN — labels concatenated to the latent,
-  AC-GAN head on D, WGAN-GP (DESIGN.md); grows from `start_resolution`.
+  AC-GAN head on D, WGAN-GP; grows from `start_resolution`.
 * "cpd": the study's non-progressive GAN — conditional pixel norm in G, resnet
   D with one output per label scored as sum(out * labels), WGAN-GP.
 * "stylegan2": StyleGAN2 with projection conditioning, non-saturating loss,
@@ -54,7 +54,7 @@ class GanSpec:
     def resolution(self) -> int:
         return self.generator.resolution
 
-    def at_stage(self, stage: int) -> "GanSpec":
+    def at_stage(self, stage: int) -> GanSpec:
         """The spec of growth phase `stage` (px); the identity for non-progressive models."""
         if not self.progressive:
             return self
@@ -117,3 +117,25 @@ def make_gan(
         stylegan2.Discriminator(mbstd_group_size=mbstd_group_size, **common),
         latent_dim, loss="nonsaturating", acgan=False, progressive=False, default_augment=True,
     )
+
+
+DESCRIPTION_KEYS = ("name", "resolution", "num_labels", "channels", "latent_dim", "fmap_base", "fmap_max",
+                    "w_dim", "mapping_layers", "dtype")
+
+
+def describe(config: Any, resolution: int, num_labels: int, channels: int) -> dict:
+    """The JSON description of a GAN (kept in results.json; `spec_from` rebuilds it).
+
+    `config` is a `config.gan` block: model name, widths, latent and mapping sizes, dtype.
+    """
+    return {
+        "name": config.model, "resolution": resolution, "num_labels": num_labels, "channels": channels,
+        "latent_dim": config.latent_dim, "fmap_base": config.fmap_base, "fmap_max": config.fmap_max,
+        "w_dim": config.w_dim, "mapping_layers": config.mapping_layers, "dtype": config.dtype,
+    }
+
+
+def spec_from(description: dict) -> GanSpec:
+    """The `GanSpec` a `describe` dict names."""
+    kwargs = {k: v for k, v in description.items() if k not in ("name", "dtype")}
+    return make_gan(description["name"], dtype=jnp.dtype(description["dtype"]), **kwargs)

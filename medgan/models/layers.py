@@ -371,28 +371,6 @@ def downsample2d(x: jax.Array, kernel: Sequence[float] = FIR_KERNEL, pad_mode: s
     return _down_1d(_down_1d(x, 1, taps, pad_mode), 2, taps, pad_mode)
 
 
-class Upsample2d(nn.Module):
-    """Module wrapper of `upsample2d`; computes in `dtype`. [B, H, W, C] -> [B, 2H, 2W, C]."""
-
-    kernel: Sequence[float] = FIR_KERNEL
-    pad_mode: str = "edge"
-    dtype: Dtype = jnp.float32
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return upsample2d(x.astype(self.dtype), self.kernel, self.pad_mode)
-
-
-class Downsample2d(nn.Module):
-    """Module wrapper of `downsample2d`; computes in `dtype`. [B, H, W, C] -> [B, H/2, W/2, C]."""
-
-    kernel: Sequence[float] = FIR_KERNEL
-    pad_mode: str = "edge"
-    dtype: Dtype = jnp.float32
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return downsample2d(x.astype(self.dtype), self.kernel, self.pad_mode)
-
-
 # --- widths and noise --------------------------------------------------------
 
 
@@ -431,3 +409,14 @@ class NoiseInput(nn.Module):
         b, h, w, _ = x.shape
         noise = jax.random.normal(self.make_rng("noise"), (b, h, w, 1), jnp.float32)
         return (x.astype(jnp.float32) + strength.astype(jnp.float32) * noise).astype(self.dtype)
+
+
+def projection_score(out: jax.Array, labels: jax.Array) -> jax.Array:
+    """Label-projection discriminator score sum_k out_k * labels_k: out [B, K], labels [B, K] -> [B].
+
+    The study's resnet discriminator has one output per label, scored against
+    the (multi-hot) condition (a projection discriminator, Miyato & Koyama
+    2018, eq. 3, with the embedding being the label vector itself).
+    """
+    out = jnp.asarray(out)
+    return jnp.sum(out * jnp.asarray(labels).astype(out.dtype), axis=-1)

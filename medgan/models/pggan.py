@@ -1,10 +1,10 @@
 """Progressive GAN of the study ([PGGAN]), conditional: labels concatenated to z, AC-GAN head.
 
-The study's first GAN (DESIGN.md, "GANs of the study"): a progressive GAN whose
+The study's first GAN (docs/ARCHITECTURE.md, "The GANs of the study"): a progressive GAN whose
 generator receives the multi-hot label vector concatenated to the latent, and
 whose discriminator has an auxiliary-classifier (AC-GAN, Odena et al. 2017)
 head next to the critic score. Trained with WGAN-GP + drift
-(`medgan.losses.wgan_gp_d_loss`, `acgan_loss`).
+(`medgan.train.losses.wgan_gp_d_loss`, `acgan_loss`).
 
 References:
 
@@ -19,7 +19,7 @@ References:
   followed where the paper is silent (the dense layer's gain sqrt(2)/4, the
   label outputs appended to the score, the lod blending of real images).
 
-Conventions (issue-4 contract, as in `layers.py` / `classifiers.py`):
+Conventions (as in `layers.py` / `classifiers.py`):
 
 * Images are [B, H, W, C] (NHWC) float, real images in [-1, 1]; z is [B, Z]
   N(0, 1); labels are [B, K] float multi-hot (several 1s allowed).

@@ -1,13 +1,13 @@
 """Class-conditional StyleGAN2 (skip generator, resnet discriminator), flax.linen, NHWC.
 
-The study's third GAN (DESIGN.md, "GANs of the study"): StyleGAN2 trained
+The study's third GAN (docs/ARCHITECTURE.md, "The GANs of the study"): StyleGAN2 trained
 with the non-saturating loss, lazy R1 and path-length regularisation, plus
 adaptive discriminator augmentation (`medgan.train.ada`), the standard for
 small data sets. Conditioning follows StyleGAN2-ADA: the label vector is
 embedded into the mapping network of G, and D uses a projection head against
 a label embedding ("cmap").
 
-Conventions (GAN model contract, issue 4):
+Conventions (the GAN model contract of `gans.py`):
 
 * Images are [B, R, R, C] (NHWC), linear output (no tanh); real images are in
   [-1, 1]. Latents z are [B, Z] ~ N(0, I); labels are [B, K] float multi-hot.

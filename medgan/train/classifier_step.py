@@ -1,8 +1,8 @@
 """Multi-label classifier steps: class-weighted BCE, random flips inside the step, jitted once on the mesh.
 
-The study's classifier (DESIGN.md): one sigmoid per label, class-weighted
+The study's classifier: one sigmoid per label, class-weighted
 binary cross-entropy, Adam 1e-4, random horizontal flips. Steps are pure
-(`(state, batch, rng) -> (state, metrics)`, DESIGN.md "Steps are pure"): the
+(`(state, batch, rng) -> (state, metrics)`, docs/ARCHITECTURE.md, "State, steps and checkpoints"): the
 per-step key is `fold_in(rng, state.step)`, so a resumed run flips exactly
 as an uninterrupted one, and the flip decisions are drawn for the global
 batch inside the sharded computation (the same on 1 or N devices).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,9 +24,20 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
+from medgan.sharding import batch_sharding, replicated
 from medgan.train import state as state_lib
-from medgan.train.sharding import batch_sharding, replicated
 from medgan.train.state import ClassifierState
+
+
+def constant_labels(labels: np.ndarray, class_names: Sequence[str]) -> list[str]:
+    """Names of the labels that are never, or always, positive in the training labels [N, K].
+
+    A fold keeps k label combinations, so most findings are constant in it:
+    `positive_weights` gives them weight 1, their logits learn the constant,
+    and their test AUC is undefined and excluded from the mean.
+    """
+    positives = np.asarray(labels).sum(axis=0)
+    return [name for name, p in zip(class_names, positives) if p in (0, len(labels))]
 
 
 def positive_weights(

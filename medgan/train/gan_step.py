@@ -1,6 +1,6 @@
 """GAN train state and the pure, sharded D+G training step shared by all three models.
 
-DESIGN.md ("State", "Steps are pure", "Devices"): `GanState` is a
+docs/ARCHITECTURE.md ("State, steps and checkpoints"): `GanState` is a
 `flax.struct.dataclass` of arrays only (G and D params, their Adam states, the
 generator EMA, the ADA probability and its statistics, the path-length mean);
 the networks and hyperparameters are closed over by `make_train_step`, which
@@ -45,10 +45,9 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from medgan import losses
 from medgan.models.gans import GanSpec
-from medgan.train import ada
-from medgan.train.sharding import batch_sharding, replicated
+from medgan.sharding import batch_sharding, replicated
+from medgan.train import ada, losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,9 +56,9 @@ class GanHyperparameters:
 
     g_learning_rate: float = 1e-3
     d_learning_rate: float = 1e-3
-    beta1: float = 0.0  # DESIGN.md: Adam beta1=0, beta2=0.99
+    beta1: float = 0.0  # the study's Adam: beta1=0, beta2=0.99
     beta2: float = 0.99
-    ema_decay: float = 0.999  # DESIGN.md: generator EMA 0.999
+    ema_decay: float = 0.999  # the study's generator EMA
     lambda_gp: float = 10.0
     drift: float = 0.001
     acgan_weight: float = 1.0
@@ -72,6 +71,18 @@ class GanHyperparameters:
     ada_interval: int = 4
     ada_speed_images: int = 500_000  # images for p to go 0 -> 1 (ADA: 500k)
     global_batch_size: int = 32
+
+    @classmethod
+    def from_config(cls, config: Any, spec: GanSpec) -> GanHyperparameters:
+        """From a `config.gan` block; `augment` "" means the model's default (ADA for StyleGAN2)."""
+        augment = spec.default_augment if config.augment == "" else config.augment == "ada"
+        return cls(
+            g_learning_rate=config.g_learning_rate, d_learning_rate=config.d_learning_rate,
+            ema_decay=config.ema_decay, lambda_gp=config.lambda_gp, drift=config.drift,
+            acgan_weight=config.acgan_weight, r1_gamma=config.r1_gamma, pl_weight=config.pl_weight,
+            augment=augment, ada_target=config.ada_target, ada_speed_images=config.ada_speed_images,
+            global_batch_size=config.global_batch_size,
+        )
 
 
 @flax.struct.dataclass
@@ -165,6 +176,10 @@ def train_step(
     alpha: float32 [] fade-in weight of the progressive GAN (ignored otherwise).
     Returns the new state and scalar metrics (losses, gradient norms, D outputs,
     ADA probability and r_t, path length).
+
+    Long because it is one traced step: the D update, the G update, EMA and
+    the ADA controller share the step's keys and read top to bottom in the
+    order they happen; the losses and regularisers themselves live in `losses`.
     """
     g_tx, d_tx = optimizers(hp)
     real, labels = batch["image"], batch["labels"]

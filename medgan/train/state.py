@@ -1,6 +1,6 @@
 """Classifier train state, created directly on the mesh, with a learning rate that lives in the state.
 
-DESIGN.md ("State", "Steps are pure"): the state is a `flax.struct.dataclass`;
+docs/ARCHITECTURE.md ("State, steps and checkpoints"): the state is a `flax.struct.dataclass`;
 everything that changes during training is an array leaf (checkpointed by
 orbax, donated to the step), the model's `apply_fn` and the optimiser `tx`
 are static fields (part of the jit cache key, never checkpointed).
@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from medgan.train.sharding import replicated
+from medgan.sharding import replicated
 
-LEARNING_RATE = 1e-4  # DESIGN.md, classifier: Adam 1e-4
+LEARNING_RATE = 1e-4  # the study's classifier: Adam 1e-4
 
 
 @flax.struct.dataclass

@@ -301,13 +301,17 @@ class Chest(Scene):
             rows, cols = self.window(*sorted((SIGN[side] * 0.15, SIGN[side] * (c + 0.1))), v0 - 0.1, v0 + 0.4 * c + 0.1)
             t, v = SIGN[side] * self.u[rows, cols], self.v[rows, cols]
             d = np.abs(v - v0 - 0.4 * (c - t)) / math.sqrt(1.0 + 0.4**2)
-            total[rows, cols] += 0.035 * _edge(d - 0.03, max(0.5 * px, 0.012)) * _edge(t - c, 0.04) * _edge(0.25 - t, 0.06)
+            total[rows, cols] += (
+                0.035 * _edge(d - 0.03, max(0.5 * px, 0.012)) * _edge(t - c, 0.04) * _edge(0.25 - t, 0.06)
+            )
         return total
 
     def clavicle(self, side: int):
         s = SIGN[side]
         dv = self.anatomy.rib_top + 0.77
-        points = _bezier([(s * 0.06, -0.64 + dv), (s * 0.3, -0.62 + dv), (s * 0.45, -0.72 + dv), (s * 0.62, -0.74 + dv)], 16)
+        points = _bezier(
+            [(s * 0.06, -0.64 + dv), (s * 0.3, -0.62 + dv), (s * 0.45, -0.72 + dv), (s * 0.62, -0.74 + dv)], 16
+        )
         d, _ = self.polyline(points)
         return 0.12 * _edge(d - 0.03, max(0.5 * self.px, 0.008)) + 0.06 * _line(np.abs(d - 0.025), 0.006, self.px)
 
@@ -468,7 +472,8 @@ def _chest_atelectasis(scene: Chest, rng: np.random.Generator) -> None:
         p0 = (s * (ct - half), cv - tilt * half)
         p1 = (s * (ct + half), cv + tilt * half)
         d, h = _segment(u, v, p0, p1)
-        width = rng.uniform(0.02, 0.028) * np.sqrt(np.clip(1.0 - (2.0 * h - 1.0) ** 2, 0.05, 1.0))  # a plate seen edge-on
+        # a plate seen edge-on
+        width = rng.uniform(0.02, 0.028) * np.sqrt(np.clip(1.0 - (2.0 * h - 1.0) ** 2, 0.05, 1.0))
         bands = np.maximum(bands, _edge(d - width, max(0.5 * px, 0.012)))
     scene.add_opacity(0.7 * bands * scene.lung_space(side))
 
@@ -560,21 +565,35 @@ def _chest_support_devices(scene: Chest, rng: np.random.Generator) -> None:
         tip = -0.28 - rng.uniform(0.0, 0.1)
         metal = np.maximum(metal, tube([(0.01, -1.3), (0.0, -0.8), (0.005, tip)], 0.016, 0.9))
     if "ng" in devices:
-        metal = np.maximum(metal, tube([(0.03, -1.3), (0.04, -0.2), (0.05, a.dome[1] + 0.05), (a.bubble[0] + 0.1, a.dome[1] + 0.25)], 0.012, 1.2))
+        metal = np.maximum(
+            metal,
+            tube(
+                [(0.03, -1.3), (0.04, -0.2), (0.05, a.dome[1] + 0.05), (a.bubble[0] + 0.1, a.dome[1] + 0.25)],
+                0.012,
+                1.2,
+            ),
+        )
     if "cvc" in devices:
         s = rng.choice(SIGN)
-        metal = np.maximum(metal, tube([(s * 0.62, -0.82), (s * 0.2, -0.66), (-0.06, -0.45), (-0.06, -0.12)], 0.01, 1.4))
+        metal = np.maximum(
+            metal, tube([(s * 0.62, -0.82), (s * 0.2, -0.66), (-0.06, -0.45), (-0.06, -0.12)], 0.01, 1.4)
+        )
     if "pacer" in devices:
         bx, by = rng.uniform(0.45, 0.58), rng.uniform(-0.62, -0.5)
         du, dv = np.abs(u - bx) - 0.07, np.abs(v - by) - 0.045  # rounded box, 0.18 x 0.13
-        box = _edge(np.hypot(np.maximum(du, 0.0), np.maximum(dv, 0.0)) + np.minimum(np.maximum(du, dv), 0.0) - 0.02, 0.5 * px)
+        box = _edge(
+            np.hypot(np.maximum(du, 0.0), np.maximum(dv, 0.0)) + np.minimum(np.maximum(du, dv), 0.0) - 0.02, 0.5 * px
+        )
         metal = np.maximum(metal, 3.0 * box)
         for tip in ((-0.05, 0.05), (0.12, 0.34)):
             metal = np.maximum(metal, tube([(bx - 0.06, by), (0.05, -0.5), (-0.08, -0.15), tip], 0.009, 2.0))
     if "ecg" in devices:
         for _ in range(3):
             cx, cy = rng.uniform(-0.7, 0.7), rng.uniform(-0.7, 0.2)
-            ring = _line(np.abs(np.hypot(u - cx, v - cy) - 0.03), 0.008, px) + 0.6 * _dot(np.hypot(u - cx, v - cy), 0.01, px)
+            ring = (
+                _line(np.abs(np.hypot(u - cx, v - cy) - 0.03), 0.008, px)
+                + 0.6 * _dot(np.hypot(u - cx, v - cy), 0.01, px)
+            )
             wire = tube([(cx, cy), (cx + rng.uniform(-0.3, 0.3), cy - 0.3), (cx * 1.6, -1.3)], 0.005, 0.8)
             metal = np.maximum(metal, np.maximum(1.5 * ring, wire))
     scene.layers["extra"] = scene.layers["extra"] + metal

@@ -53,7 +53,8 @@ _CHEST_SCENARIOS = (
                          "Atelectasis": 0.3, "Support Devices": 0.35}),
     ("pneumothorax", 0.09, {"Pneumothorax": 0.85, "Support Devices": 0.7, "Lung Opacity": 0.3,
                             "Pleural Effusion": 0.2, "Atelectasis": 0.2, "Fracture": 0.2}),
-    ("nodule or mass", 0.06, {"Lung Lesion": 0.85, "Lung Opacity": 0.4, "Pleural Effusion": 0.25, "Pleural Other": 0.15}),
+    ("nodule or mass", 0.06, {"Lung Lesion": 0.85, "Lung Opacity": 0.4, "Pleural Effusion": 0.25,
+                              "Pleural Other": 0.15}),
     ("pleural disease", 0.04, {"Pleural Other": 0.7, "Pleural Effusion": 0.5, "Lung Opacity": 0.3, "Fracture": 0.1}),
     ("trauma", 0.03, {"Fracture": 0.85, "Support Devices": 0.3, "Pneumothorax": 0.15, "Lung Opacity": 0.2}),
 )
@@ -66,7 +67,9 @@ _CHEST_SCENARIOS = (
 # 0.18, epidural 0.05 (RSNA itself is ~86% negative: too few positives for
 # a benchmark).
 _HEAD_POSITIVE = 0.66
-_HEAD_FIRST = {"subdural": 0.32, "intraparenchymal": 0.28, "subarachnoid": 0.2, "intraventricular": 0.14, "epidural": 0.06}
+_HEAD_FIRST = {
+    "subdural": 0.32, "intraparenchymal": 0.28, "subarachnoid": 0.2, "intraventricular": 0.14, "epidural": 0.06
+}
 _HEAD_WITH = {
     "epidural": {"subdural": 0.3, "subarachnoid": 0.25, "intraparenchymal": 0.1},
     "intraparenchymal": {"intraventricular": 0.35, "subarachnoid": 0.3, "subdural": 0.2, "epidural": 0.02},

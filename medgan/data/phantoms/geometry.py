@@ -136,7 +136,9 @@ def _resolved(cell: float, px: float) -> float:
     return float(np.clip(cell / px - 2.0, 0.0, 1.0))
 
 
-def _fbm(rng: np.random.Generator, x, y, base_cells: int, px: float, octaves: int = 4, extent: float = 1.6) -> np.ndarray:
+def _fbm(
+    rng: np.random.Generator, x, y, base_cells: int, px: float, octaves: int = 4, extent: float = 1.6
+) -> np.ndarray:
     """Fractal noise on x, y in [-extent, extent]: octaves of `_value_noise`, each twice as fine, half as strong.
 
     Octaves finer than the pixel size px fade to their mean, zero (`_resolved`);

@@ -86,7 +86,8 @@ class HeadCT(Scene):
         a = self.anatomy = _head_anatomy(seed)
         acq = _rng(seed, "head_ct", "acquisition", acquisition)
         pose = Pose(
-            dx=acq.normal(0.0, 0.03), dy=acq.normal(0.0, 0.03), angle=acq.normal(0.0, 0.12), scale=a.size * acq.uniform(0.97, 1.03)
+            dx=acq.normal(0.0, 0.03), dy=acq.normal(0.0, 0.03), angle=acq.normal(0.0, 0.12),
+            scale=a.size * acq.uniform(0.97, 1.03),
         )
         super().__init__(resolution, pose)
         self.noise = _rng(seed, "head_ct", "noise", acquisition, resolution).standard_normal(self.u.shape, np.float32)
@@ -104,7 +105,10 @@ class HeadCT(Scene):
         sulci = _line(sulcus_dist, a.sulcus_hw * (1.0 - 0.6 * np.clip(depth / sulcus_depth, 0, 1)), px)
         sulci = sulci * _edge(depth - sulcus_depth, 0.01)
         ribbon = a.cortex * (1.0 + 0.25 * _value_noise(tex, angle, 0.5, (1, 40), periodic_x=True))
-        grey = np.maximum(_edge(depth - ribbon, 0.015), _edge(sulcus_dist - 0.03, 0.012) * _edge(depth - sulcus_depth - 0.03, 0.015))
+        grey = np.maximum(
+            _edge(depth - ribbon, 0.015),
+            _edge(sulcus_dist - 0.03, 0.012) * _edge(depth - sulcus_depth - 0.03, 0.015),
+        )
         for s in SIGN:  # basal ganglia and thalami
             grey = np.maximum(grey, 0.8 * _edge(_ellipse_sd(u - s * 0.17, v + 0.01, 0.065, 0.11), 0.02))
             grey = np.maximum(grey, 0.8 * _edge(_ellipse_sd(u - s * 0.075, v - 0.14, 0.06, 0.07), 0.02))
@@ -116,7 +120,9 @@ class HeadCT(Scene):
         self.csf = np.maximum.reduce([ventricles, sulci, fissure, cistern, rim])
         self.falx = _line(np.abs(u), 0.004, px) * self.interhemispheric()
         k = a.ventricles
-        calcs = sum(_dot(np.hypot(u - x * k, v - y * k), 0.009, px) for x, y in ((-0.16, 0.2), (0.16, 0.2), (0.0, 0.16)))
+        calcs = sum(
+            _dot(np.hypot(u - x * k, v - y * k), 0.009, px) for x, y in ((-0.16, 0.2), (0.16, 0.2), (0.0, 0.16))
+        )
         self.calcifications = calcs * self.brain
         self.layers = {
             "blood": self.zeros(),  # fraction of the pixel that is blood

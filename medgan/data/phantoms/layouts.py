@@ -32,7 +32,9 @@ def _check_records(records: Sequence[ImageRecord], modality: str) -> None:
     width = len(CLASSES_BY_MODALITY[modality])
     for record in records:
         if len(record.labels) != width or any(label not in (0, 1) for label in record.labels):
-            raise ValueError(f"record {record.image_id!r} has labels {record.labels}; {modality} needs {width} values in {{0, 1}}")
+            raise ValueError(
+                f"record {record.image_id!r} has labels {record.labels}; {modality} needs {width} values in {{0, 1}}"
+            )
         if not any(record.labels):
             raise ValueError(f"record {record.image_id!r} has no positive label; the loaders would drop it")
 
@@ -180,7 +182,9 @@ def write_rsna_layout(
     return written
 
 
-def _ct_dataset(record: ImageRecord, patient_id: str, number: int, resolution: int, seed: int, compressed_fraction: float):
+def _ct_dataset(
+    record: ImageRecord, patient_id: str, number: int, resolution: int, seed: int, compressed_fraction: float
+):
     """The pydicom Dataset of one record's slice (slice `number` of `patient_id`), as write_rsna_layout describes it."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
@@ -203,7 +207,9 @@ def _ct_dataset(record: ImageRecord, patient_id: str, number: int, resolution: i
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
     ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["sop", str(seed), record.image_id])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(
+        entropy_srcs=["sop", str(seed), record.image_id]
+    )
     ds.StudyInstanceUID = generate_uid(entropy_srcs=["study", str(seed), record.patient_id])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=["series", str(seed), record.patient_id])
     ds.Modality = "CT"

@@ -72,7 +72,9 @@ class Mammo(Scene):
         # Fibroglandular tissue: cloudy, elongated along the ducts, more of it in denser breasts.
         glandular = _fbm(tex, tu / a.stretch, tv, 20, px, octaves=4, extent=extent)
         threshold = np.float32(0.45 - 0.9 * a.density)
-        gland = _smoothstep((glandular - threshold) / 0.9 + 0.5) * (0.9 + 0.2 * _fbm(tex, tu, tv, 50, px, octaves=2, extent=extent))
+        gland = _smoothstep((glandular - threshold) / 0.9 + 0.5) * (
+            0.9 + 0.2 * _fbm(tex, tu, tv, 50, px, octaves=2, extent=extent)
+        )
         # Fat lobules: dark rounded cells walled by thin, curved bright septa (Cooper's ligaments),
         # some fading out.
         wu = tu + 0.12 * _fbm(tex, tu, tv, 12, px, octaves=2, extent=extent)
@@ -150,7 +152,13 @@ def _mammo_calcification(scene: Mammo, rng: np.random.Generator) -> None:
     if rng.random() < 0.4:  # linear, along a duct
         angle = rng.uniform(0, np.pi)
         along, across = rng.uniform(-1.0, 1.0, n) * spread, rng.normal(0.0, 0.015, n)
-        points = np.stack([cu + along * math.cos(angle) - across * math.sin(angle), cv + along * math.sin(angle) + across * math.cos(angle)], 1)
+        points = np.stack(
+            [
+                cu + along * math.cos(angle) - across * math.sin(angle),
+                cv + along * math.sin(angle) + across * math.cos(angle),
+            ],
+            1,
+        )
     else:
         r, a = spread * np.sqrt(rng.random(n)), rng.uniform(0, 2 * np.pi, n)
         points = np.stack([cu + r * np.cos(a), cv + r * np.sin(a)], 1)

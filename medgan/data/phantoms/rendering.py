@@ -35,7 +35,9 @@ def check_modality(modality: str) -> None:
 
 def check_resolution(resolution: int) -> None:
     if not isinstance(resolution, (int, np.integer)) or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise ValueError(f"phantom resolution must be an int in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}")
+        raise ValueError(
+            f"phantom resolution must be an int in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}"
+        )
 
 
 def _scene(modality: str, labels: Sequence[int], resolution: int, seed: int, acquisition: int) -> Scene:

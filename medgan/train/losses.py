@@ -1,6 +1,6 @@
 """GAN losses and discriminator regularisers for the study's GANs (pure jnp, jit-able).
 
-DESIGN.md, benchmark definitions: progressive GAN (label concatenated to the
+docs/ARCHITECTURE.md, "The benchmark definitions": progressive GAN (label concatenated to the
 latent, AC-GAN head) and a non-progressive resnet GAN with a label-projection
 discriminator (``sum(out * labels)``), both trained with WGAN-GP (lambda=10,
 drift 0.001); plus StyleGAN2 (+ADA), trained with the non-saturating loss and
@@ -16,10 +16,12 @@ All losses are means over the batch and return scalars [].
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+
+from medgan.models.layers import projection_score
 
 Array = jax.Array
 DFn = Callable[[Array], Array]
@@ -197,15 +199,3 @@ def acgan_loss(class_logits: Array, labels: Array) -> Array:
     target = labels / jnp.where(total > 0, total, 1.0)
     ce = -jnp.sum(target * jax.nn.log_softmax(class_logits, axis=-1), axis=-1)  # [B]
     return jnp.sum(ce * valid) / jnp.maximum(jnp.sum(valid), 1.0)
-
-
-def projection_score(out: Array, labels: Array) -> Array:
-    """Label-projection discriminator score sum_k out_k * labels_k.
-
-    The study's resnet discriminator has one output per label, scored against
-    the (multi-hot) condition as ``sum(out * labels)`` (a projection
-    discriminator, Miyato & Koyama 2018, eq. 3, with the embedding being the
-    label vector itself). Args: out [B, K], labels [B, K]. Returns: [B] logits.
-    """
-    out = jnp.asarray(out)
-    return jnp.sum(out * jnp.asarray(labels).astype(out.dtype), axis=-1)

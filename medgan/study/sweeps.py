@@ -30,10 +30,10 @@ import ml_collections
 
 from medgan import configuration
 from medgan.data import folds
+from medgan.data.sources import REAL_SOURCES
+from medgan.workdir import RESULT_FILE
 
-RESULT_FILE = "results.json"  # the benchmark job writes it last (medgan/benchmark.py)
 EMPTY_ARG_NAME = "point"  # directory of a sweep point with an empty colon argument
-REAL_SOURCES = ("chexpert", "rsna_ich")  # need --config.data.root
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 
 

@@ -1,6 +1,6 @@
 """Devices, mesh and shardings: one data-parallel layout for every platform.
 
-DESIGN.md ("Devices"): a mesh with a single `data` axis over every device of
+docs/ARCHITECTURE.md ("Devices and sharding"): a mesh with a single `data` axis over every device of
 every process; batches are sharded over `data`, parameters replicated. The same
 code runs on 1 CPU, 8 fake CPU devices, several local processes, a GPU node and
 a TPU pod; only `initialize_distributed` differs, and it decides from the
@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 DATA_AXIS = "data"
 

@@ -1,8 +1,8 @@
-"""A sweep's benchmark points in one table and the study's figures (issue 5, part 5).
+"""A sweep's benchmark points in one table and the study's figures.
 
 A sweep writes one work directory per point (`launch/sweep.py`):
 
-    <root>/<point name>/results.json     the point's answer (medgan/benchmark.py)
+    <root>/<point name>/results.json     the point's answer (medgan/jobs/benchmark.py)
     <root>/<point name>/<stage>/...      stage outputs, some with their own results.json
 
 `collect` walks `root`, keeps every results.json that is a benchmark point
@@ -28,7 +28,8 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -37,8 +38,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from medgan import fileio  # noqa: E402
+from medgan import report_format as fmt  # noqa: E402
+from medgan.workdir import RESULT_FILE  # noqa: E402
 
-RESULT_FILE = "results.json"  # what medgan/benchmark.py writes last in a point's work directory
 CSV_FILE = "aggregate.csv"
 MARKDOWN_FILE = "aggregate.md"
 FIGURE_FILES = {
@@ -193,20 +195,6 @@ def write_csv(path: str, rows: Iterable[dict]) -> None:
                 writer.writerow([_csv_cell(row[name]) for name in CSV_COLUMNS])
 
 
-def _number(value: Any, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _interval(low: Any, high: Any, digits: int = 3) -> str:
-    return "–" if low is None or high is None else f"[{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def _p_value(p: Any) -> str:
-    if p is None:
-        return "–"
-    return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
-
-
 MARKDOWN_HEADER = (
     "study", "source", "model", "res", "k", "n", "real AUC", "synthetic AUC", "relative AUC", "relative CI",
     "DeLong real − syn", "DeLong CI", "p", "train/val/test", "wall s", "results",
@@ -219,21 +207,19 @@ def markdown_cells(row: dict) -> list[str]:
     return [
         str(row["study"]), str(row["source"]), str(row["model"]), str(row["resolution"]),
         str(row["num_combinations"]), str(row["per_combination"]),
-        _number(row["real_mean_auc"]), _number(row["synthetic_mean_auc"]), _number(row["relative_auc"]),
-        _interval(row["relative_auc_ci_low"], row["relative_auc_ci_high"]),
-        _number(row["delong_difference"]), _interval(row["delong_ci_low"], row["delong_ci_high"]),
-        _p_value(row["delong_p_value"]),
-        "–" if None in sizes else "/".join(str(s) for s in sizes),
-        _number(row["wall_seconds_total"], 0), str(row["path"]),
+        fmt.number(row["real_mean_auc"]), fmt.number(row["synthetic_mean_auc"]), fmt.number(row["relative_auc"]),
+        fmt.interval(row["relative_auc_ci_low"], row["relative_auc_ci_high"]),
+        fmt.number(row["delong_difference"]), fmt.interval(row["delong_ci_low"], row["delong_ci_high"]),
+        fmt.p_value(row["delong_p_value"]),
+        fmt.MISSING if None in sizes else "/".join(str(s) for s in sizes),
+        fmt.number(row["wall_seconds_total"], 0), str(row["path"]),
     ]
 
 
 def markdown_table(rows: Iterable[dict]) -> str:
     """The points as a Markdown table sorted by study, model, k, n, resolution."""
-    lines = ["| " + " | ".join(MARKDOWN_HEADER) + " |", "|" + "---|" * len(MARKDOWN_HEADER)]
-    for row in sorted(rows, key=sort_key):
-        lines.append("| " + " | ".join(markdown_cells(row)) + " |")
-    return "\n".join(lines) + "\n"
+    cells = (markdown_cells(row) for row in sorted(rows, key=sort_key))
+    return "\n".join(fmt.markdown_table(MARKDOWN_HEADER, cells)) + "\n"
 
 
 @dataclasses.dataclass
@@ -338,7 +324,7 @@ def _label(lines: list[Series]) -> None:
         line.label = ", ".join(parts)
 
 
-def plot_relative_auc(path: str, rows: Sequence[dict], x_axis: str) -> Optional[str]:
+def plot_relative_auc(path: str, rows: Sequence[dict], x_axis: str) -> str | None:
     """Draws relative AUC over `x_axis`, one line per model and setting, CI error bars; atomically.
 
     Returns None when written, else the reason it was skipped: `x_axis` has
@@ -405,7 +391,7 @@ class Written:
     table: str
 
 
-def aggregate(root: str, out: Optional[str] = None) -> Written:
+def aggregate(root: str, out: str | None = None) -> Written:
     """Collects the points under `root` and writes the CSV, Markdown table and figures into `out` (default root).
 
     Raises ValueError when there is no benchmark point to aggregate (nothing is written).

@@ -1,6 +1,6 @@
 """The study's benchmark grids and how one grid point becomes a `benchmark` config.
 
-DESIGN.md, "The benchmark definitions": a class is a label combination; the
+docs/ARCHITECTURE.md, "The benchmark definitions": a class is a label combination; the
 classes sweep varies the number of combinations k with the images per
 combination n it fixes; the samples sweep varies n at one k; the resolution
 sweep varies the pixel size at one (k, n). The config files in `configs/` are
@@ -25,7 +25,7 @@ from medgan import configuration
 
 @dataclasses.dataclass(frozen=True)
 class Study:
-    """One cohort's three sweeps (DESIGN.md)."""
+    """One cohort's three sweeps: label combinations, samples per combination, resolution."""
 
     source: str  # the real cohort
     phantom: str  # its phantom stand-in
@@ -121,7 +121,7 @@ AXES = ("classes", "samples", "resolution")
 
 
 def study_config(arg: str | None, study: Study, axis: str, name: str) -> ml_collections.ConfigDict:
-    """`get_config(arg)` of a study file: the point `arg` picks on `axis` of `study` (DESIGN.md).
+    """`get_config(arg)` of a study file: the point `arg` picks on `axis` of `study`.
 
     Colon arguments: model, classes, per_class, resolution, source (the real
     cohort, or its phantom to run without it), devices, patients. Defaults

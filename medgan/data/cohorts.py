@@ -1,0 +1,137 @@
+"""A job's cohort: building a source, preparing it once per resolution, and its fold.
+
+`make_source` builds a cohort of `sources.SOURCES` from the `config.data`
+block, `prepare_cohort` turns it into prepared tfds shards (once: a finished
+preparation is found and reused), `fold_of` finds or draws the fold
+(manifest.json) the job trains and tests on, and `training_data` says where
+a classifier's training images come from (the real fold or a synthetic cohort).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax
+import ml_collections
+from absl import logging
+from jax.experimental import multihost_utils
+
+from medgan.data import builders, folds
+from medgan.data.sources import PHANTOM_SOURCES, SOURCES, Source
+from medgan.workdir import DATASET_DIR, MANIFEST_FILE
+
+
+def make_source(data: ml_collections.ConfigDict, source: str | None = None) -> Source:
+    """The `Source` named by `source` (default `data.source`), configured by `data`."""
+    name = source or data.source
+    if name in PHANTOM_SOURCES:
+        from medgan.data import phantoms
+
+        return phantoms.PhantomSource(name.removeprefix("phantom_"), data.phantom_patients, data.phantom_seed)
+    if name == "chexpert":
+        from medgan.data import chexpert
+
+        return chexpert.CheXpertSource(data.root, policy=data.chexpert_policy, to_square=data.to_square)
+    if name == "rsna_ich":
+        from medgan.data import rsna_ich
+
+        return rsna_ich.RsnaIchSource(data.root, windows=tuple(data.rsna_windows))
+    raise ValueError(f"config.data.source={name!r}: no such source; known: {SOURCES}")
+
+
+def prepared_dir(data: ml_collections.ConfigDict, workdir: str) -> str:
+    """Where prepared shards live: `data.prepared_dir`, else <workdir>/prepared."""
+    return data.prepared_dir or os.path.join(workdir, "prepared")
+
+
+def prepare_cohort(
+    data: ml_collections.ConfigDict, workdir: str, source: str | None = None
+) -> builders.PreparedDataset:
+    """Prepares (once) the cohort `source` at `data.resolution` and logs its counts.
+
+    In a multi-process job process 0 builds while the others wait at a barrier,
+    then find the finished dataset (two concurrent builds would race on tfds's
+    final rename). `prepared_dir` must be a file system every process sees.
+    """
+    directory = prepared_dir(data, workdir)
+    cohort = make_source(data, source)
+    if jax.process_count() > 1:
+        if jax.process_index() == 0:
+            builders.prepare(cohort, data.resolution, directory)
+        multihost_utils.sync_global_devices(f"prepare {cohort.name} {data.resolution}px")
+    prepared = builders.prepare(cohort, data.resolution, directory)
+    logging.info(
+        "%s: %d images written, %d skipped (report: %s)",
+        prepared.name,
+        prepared.num_written,
+        prepared.num_skipped,
+        os.path.join(prepared.dataset_dir, builders.REPORT_FILE),
+    )
+    return prepared
+
+
+def fold_of(fold: ml_collections.ConfigDict, workdir: str, prepared: builders.PreparedDataset) -> folds.Fold:
+    """The fold a job works on: `fold.manifest`, else <workdir>/manifest.json if written, else drawn and written.
+
+    `fold` is a `config.fold` block. Only process 0 writes the manifest; the
+    draw is deterministic, so every process holds the same fold.
+    """
+    if fold.manifest:
+        if not os.path.exists(fold.manifest):
+            raise FileNotFoundError(f"config.fold.manifest={fold.manifest!r} does not exist")
+        path = fold.manifest
+    else:
+        path = os.path.join(workdir, MANIFEST_FILE)
+    if os.path.exists(path):
+        drawn = folds.read_manifest(path)
+        if drawn.dataset != prepared.name:
+            raise ValueError(f"{path} belongs to dataset {drawn.dataset}, this job reads {prepared.name}")
+        return drawn
+    drawn = folds.make_fold(
+        builders.read_index(prepared.dataset_dir),
+        class_names=prepared.class_names,
+        dataset=prepared.name,
+        num_combinations=fold.num_combinations,
+        per_combination=fold.per_combination,
+        fractions=tuple(fold.fractions),
+        seed=fold.seed,
+    )
+    if jax.process_index() == 0:
+        folds.write_manifest(drawn, path)
+    return drawn
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """Where a classifier's train and validation images come from."""
+
+    dataset_dir: str
+    train_ids: tuple[str, ...]
+    val_ids: tuple[str, ...]
+    description: str
+
+
+def training_data(train_data: str, prepared: builders.PreparedDataset, fold: folds.Fold) -> TrainingData:
+    """The real fold's train/val splits (`train_data` ""), or those of a synthetic cohort's directory."""
+    if not train_data:
+        return TrainingData(prepared.dataset_dir, fold.ids["train"], fold.ids["val"], "real")
+    manifest_path = synthetic_manifest(train_data)
+    synthetic = folds.read_manifest(manifest_path)
+    if tuple(synthetic.class_names) != tuple(prepared.class_names):
+        raise ValueError(
+            f"{manifest_path}: classes {synthetic.class_names} differ from the real cohort's {prepared.class_names}"
+        )
+    dataset_dir = os.path.join(train_data, DATASET_DIR)
+    return TrainingData(dataset_dir, synthetic.ids["train"], synthetic.ids["val"], f"synthetic:{train_data}")
+
+
+def synthetic_manifest(train_data: str) -> str:
+    """<train_data>/manifest.json of a synthetic cohort; a clear error if it is not one."""
+    manifest_path = os.path.join(train_data, MANIFEST_FILE)
+    if not os.path.exists(manifest_path):
+        raise FileNotFoundError(
+            f"config.classifier.train_data={train_data!r}: no {MANIFEST_FILE} there "
+            "(expected a dataset written by the synthesize job)"
+        )
+    return manifest_path

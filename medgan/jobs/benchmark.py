@@ -1,0 +1,141 @@
+"""Job "benchmark": one point of the study, end to end (docs/ARCHITECTURE.md, "Data flow").
+
+    fold -> classifier on real -> GAN -> synthesize -> classifier on synthetic -> evaluate
+
+Both classifiers are tested on the same REAL test split, so the point's answer
+is paired: per-class and mean AUC of each, their ratio (relative AUC) and
+DeLong's test of the difference. The real-trained classifier is also the
+feature extractor of the GAN's Fréchet distance.
+
+Every stage is its own job in its own directory under the work directory and
+resumes from its own checkpoint; a stage whose result exists is skipped. So a
+preempted or killed benchmark, started again with the same command, continues
+where it stopped, and a finished one only rewrites nothing:
+
+    <workdir>/manifest.json          the fold every stage shares
+    <workdir>/prepared/              prepared shards (unless data.prepared_dir)
+    <workdir>/real_classifier/       train_classifier on the real train split
+    <workdir>/gan/                   train_gan (+ samples/, generator/)
+    <workdir>/synthetic/             synthesize (dataset/, DATA_CARD.md, preview.png)
+    <workdir>/synthetic_classifier/  train_classifier on the synthetic cohort
+    <workdir>/figures/               real_vs_synthetic.png, roc.png
+    <workdir>/report.md              the table and the pictures, for people
+    <workdir>/results.json           written last: its presence means "done"
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+
+import jax
+import ml_collections
+from jax.experimental import multihost_utils
+
+from medgan import configuration, fileio
+from medgan.data import cohorts
+from medgan.jobs import common, synthesize, train_classifier, train_gan
+from medgan.study import point, point_report
+from medgan.study.point import STAGE_DIRS, STAGES
+from medgan.workdir import MANIFEST_FILE, PREEMPTED, REPORT_FILE, RESULT_FILE, STAGE_TIMES_FILE
+
+JOBS = {"real_classifier": train_classifier.run, "gan": train_gan.run, "synthesize": synthesize.run,
+        "synthetic_classifier": train_classifier.run}
+
+
+class StageClock:
+    """Wall seconds per stage, persisted so a resumed benchmark reports the whole time spent.
+
+    Added when a stage returns (finished or preempted): the time of a run
+    killed outright is lost.
+    """
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, STAGE_TIMES_FILE)
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        if os.path.exists(self.path):
+            self.seconds.update(fileio.read_json(self.path))
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] += seconds
+        if jax.process_index() == 0:
+            fileio.write_json(self.path, self.seconds)
+
+
+def stage_configs(config: ml_collections.ConfigDict, workdir: str) -> dict[str, ml_collections.ConfigDict]:
+    """The job config of every stage, all on one prepared dataset, one fold manifest and one seed."""
+    data = copy.deepcopy(config.data)
+    data.prepared_dir = cohorts.prepared_dir(config.data, workdir)
+    fold = copy.deepcopy(config.fold)
+    fold.manifest = os.path.join(workdir, MANIFEST_FILE)
+
+    def job(name: str) -> ml_collections.ConfigDict:
+        stage = configuration.base_config(name)
+        stage.seed = config.seed
+        stage.distributed = config.distributed
+        if "fold" in stage:
+            stage.data, stage.fold = copy.deepcopy(data), copy.deepcopy(fold)
+        return stage
+
+    real, synthetic = job("train_classifier"), job("train_classifier")
+    real.classifier = copy.deepcopy(config.classifier)
+    real.classifier.train_data = ""
+    synthetic.classifier = copy.deepcopy(config.classifier)
+    synthetic.classifier.train_data = os.path.join(workdir, STAGE_DIRS["synthesize"])
+    gan = job("train_gan")
+    gan.gan = copy.deepcopy(config.gan)
+    gan.gan.fid_classifier = os.path.join(workdir, STAGE_DIRS["real_classifier"])
+    syn = job("synthesize")
+    syn.synthesize = copy.deepcopy(config.synthesize)
+    syn.synthesize.generator = os.path.join(workdir, STAGE_DIRS["gan"])
+    configs = {"real_classifier": real, "gan": gan, "synthesize": syn, "synthetic_classifier": synthetic}
+    for stage in configs.values():
+        configuration.validate(stage)
+    return configs
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    previous, _ = common.begin(config, workdir, lambda result: "benchmark point already finished")
+    if previous is not None:
+        point_report.print_summary(previous, workdir)
+        return previous
+    result_path = os.path.join(workdir, RESULT_FILE)
+    clock = StageClock(workdir)
+    configs = stage_configs(config, workdir)
+
+    start = time.perf_counter()
+    prepared = cohorts.prepare_cohort(config.data, workdir)
+    fold = cohorts.fold_of(config.fold, workdir, prepared)  # writes manifest.json once
+    _barrier("benchmark: fold written")
+    clock.add("prepare", time.perf_counter() - start)
+
+    outcomes = {}
+    for name, stage in JOBS.items():
+        start = time.perf_counter()
+        outcome = stage(configs[name], os.path.join(workdir, STAGE_DIRS[name]))
+        clock.add(name, time.perf_counter() - start)
+        if outcome.get("status") == PREEMPTED:
+            print(f"benchmark preempted in stage {name}: run the same command again to continue from its checkpoint")
+            return {"status": PREEMPTED, "stage": name}
+        _barrier(f"benchmark: {name} done")
+        outcomes[name] = outcome
+
+    start = time.perf_counter()
+    evaluation = point.evaluate(workdir, config.benchmark.level)
+    if jax.process_index() == 0:
+        figures = point_report.write_figures(workdir, fold, prepared, evaluation, config.benchmark.report_samples)
+        clock.add("evaluate", time.perf_counter() - start)
+        result = point.results(config, workdir, prepared, fold, outcomes, evaluation, figures, clock.seconds)
+        with fileio.atomic_path(os.path.join(workdir, REPORT_FILE)) as tmp, open(tmp, "w") as f:
+            f.write(point_report.report_markdown(result))
+        fileio.write_json(result_path, result)  # last: its presence marks the point finished
+        point_report.print_summary(result, workdir)
+    _barrier("benchmark: results written")
+    return fileio.read_json(result_path)  # what a rerun returns too (JSON: tuples became lists)
+
+
+def _barrier(name: str) -> None:
+    """Other processes read what process 0 wrote (results.json, manifests) only after it wrote them."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)

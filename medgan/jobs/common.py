@@ -1,0 +1,34 @@
+"""What every job does first and how it reports a preemption, written once.
+
+A job (`medgan/jobs/*.py`, run by `medgan.main`) reads its config, calls the
+library, and writes its result last. `begin` returns the result of a finished
+earlier run in the same work directory (the job then returns it unchanged), or
+joins the distributed run and builds the device mesh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ml_collections
+from jax.sharding import Mesh
+
+from medgan import sharding
+from medgan import workdir as workdir_lib
+from medgan.workdir import PREEMPTED, RESULT_FILE
+
+
+def begin(config: ml_collections.ConfigDict, workdir: str, describe: Callable[[dict], str],
+          result_file: str = RESULT_FILE) -> tuple[dict | None, Mesh | None]:
+    """(result of a finished earlier run, None), or (None, the mesh over every device) to start work."""
+    previous = workdir_lib.finished_result(workdir, describe, result_file)
+    if previous is not None:
+        return previous, None
+    sharding.initialize_distributed(config.distributed)
+    return None, sharding.make_mesh()
+
+
+def preempted(steps: int) -> dict:
+    """The result of a job stopped by SIGTERM after saving its checkpoint at `steps`."""
+    print(f"preempted at step {steps}: checkpoint saved; run the same command again to continue")
+    return {"status": PREEMPTED, "steps": steps}
