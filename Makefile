@@ -9,11 +9,15 @@ WORKDIR ?= work/demo
 
 venv: $(STAMP)
 
+# pip's output (and its warnings) go to $(VENV)/install.log; it is shown only if pip fails.
 $(STAMP): setup.py
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
-	touch $(STAMP)
+	@echo "creating $(VENV) and installing medgan (first run only, a few minutes)…"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@{ $(PY) -m pip install --disable-pip-version-check --upgrade pip && \
+	   $(PY) -m pip install --disable-pip-version-check -e ".[test]"; } > $(VENV)/install.log 2>&1 || \
+	 { cat $(VENV)/install.log >&2; echo "pip failed; its output is in $(VENV)/install.log" >&2; exit 1; }
+	@touch $(STAMP)
+	@echo "$(VENV) ready (pip's output: $(VENV)/install.log)"
 
 demo: $(STAMP)
 	$(PY) -m medgan.main --config=configs/demo.py --workdir=$(WORKDIR)

@@ -30,6 +30,11 @@ global batches and owns everything around it (DESIGN.md "State", "Metrics"):
   written as "eval/<name>", then `controller(state, metrics, step)` (e.g.
   `PlateauController`: LR x0.1 on a plateau, early stopping), then a
   checkpoint carrying the metrics (for the best-checkpoint policy).
+* display: a `medgan.console.Progress` bar on stdout (process 0; label
+  `progress_desc`, default "train <last component of workdir>"), updated
+  from the host step counter, never from a device value; images/s from the
+  first batch's global shape (array metadata, no transfer). The log lines
+  of clu and orbax go where `console.setup` sends them (`<workdir>/log.txt`).
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from clu import metric_writers, periodic_actions
 from orbax.checkpoint import checkpoint_managers
+
+from medgan import console
 
 State = Any
 Metrics = Mapping[str, float]
@@ -238,6 +245,8 @@ def train_loop(
     max_to_keep: int = 1,
     hooks: Sequence[Callable[[int, State], None]] = (),
     async_checkpointing: bool = True,
+    progress_desc: str | None = "",
+    images_per_step: int | None = None,
 ) -> LoopResult:
     """Trains `state` to step `num_steps`, resuming from `<workdir>/checkpoints` if it holds any.
 
@@ -266,6 +275,10 @@ def train_loop(
       hooks: `hook(step, state)` after every step, on every process (e.g.
         image grids at intervals); must not keep a reference to a donated state.
       async_checkpointing: write checkpoints in a background thread.
+      progress_desc: label of the console progress bar; "" (default):
+        "train <last component of workdir>"; None: no bar.
+      images_per_step: the bar's images/s factor; None: the leading size of
+        the first batch's "image" array (also inside a "batch" entry).
 
     Returns:
       LoopResult. Status PREEMPTED means a checkpoint of the current step was
@@ -303,6 +316,7 @@ def train_loop(
     report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer, every_steps=log_every)
     pending: list[Mapping[str, jax.Array]] = []
     clock, steps_run = _Clock(), 0
+    progress: console.Progress | None = None
 
     def save(step: int, status: str | None, metrics: Metrics | None = None) -> None:
         loop_item = {"status": status, "controller": controller.state_dict() if controller is not None else None}
@@ -321,6 +335,11 @@ def train_loop(
                 status = None
                 stream = make_batches(step)
                 first_step = step
+                if progress_desc is not None:
+                    progress = console.Progress(
+                        num_steps, progress_desc or f"train {os.path.basename(os.path.normpath(workdir))}",
+                        images_per_step=images_per_step, initial=step,
+                    )
                 while step < num_steps:
                     with jax.profiler.StepTraceAnnotation("train", step_num=step + 1):
                         batch = next(stream)
@@ -329,6 +348,10 @@ def train_loop(
                     if step == first_step + 1:  # timing starts after the first step: compilation
                         jax.block_until_ready(metrics)
                         clock.start()
+                        if progress is not None and progress.images_per_step is None:
+                            progress.images_per_step = _leading_size(batch)
+                    if progress is not None:
+                        progress.update(step)  # the host counter: no device sync
                     pending.append(metrics)
                     report(step)
                     for hook in hooks:
@@ -359,6 +382,8 @@ def train_loop(
                         if pending:
                             _write_train_metrics(writer, step, pending)
                         logging.info("training %s at step %d", status, step)
+                        if progress is not None:
+                            progress.close(None if status == FINISHED else status.replace("_", " "))
                         break
                 jax.block_until_ready(state)
                 clock.stop()
@@ -375,6 +400,8 @@ def train_loop(
                     best_state=state if best_step == step else restore(manager, state, best_step)[0],
                 )
     finally:
+        if progress is not None:
+            progress.close("stopped")  # a no-op after the normal close; ends the bar's line on an exception
         writer.close()
         manager.close()
     return LoopResult(
@@ -423,6 +450,18 @@ def _write_train_metrics(writer, step: int, pending: Sequence[Mapping[str, jax.A
     if bad:
         logging.warning("step %d: non-finite training metrics %s", step, bad)
     writer.write_scalars(step, scalars)
+
+
+def _leading_size(batch: Any) -> int | None:
+    """Leading (global batch) size of the batch's "image" array, or of batch["batch"]["image"]; shape only."""
+    for _ in range(2):
+        if not isinstance(batch, Mapping):
+            return None
+        if "image" in batch:
+            shape = getattr(batch["image"], "shape", None)
+            return int(shape[0]) if shape else None
+        batch = batch.get("batch")
+    return None
 
 
 def _metric_getter(name: str) -> Callable[[Mapping[str, float]], float]:
