@@ -250,6 +250,10 @@ def train_loop(
 ) -> LoopResult:
     """Trains `state` to step `num_steps`, resuming from `<workdir>/checkpoints` if it holds any.
 
+    Long because the step loop is one piece: resume, evaluation, control,
+    checkpointing, preemption and the progress bar act on the same step and
+    state, in an order that makes a resumed run equal an uninterrupted one.
+
     Args:
       workdir: checkpoints in `checkpoints/`, TensorBoard events directly in it.
       state: a freshly initialised state (on resume only its structure,
