@@ -10,10 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import decode_index
+from helpers import decode_index
 
+from medgan import sharding
 from medgan.data import pipeline
-from medgan.train import classifier_step, loop, sharding
+from medgan.train import classifier_step, loop
 from medgan.train import state as state_lib
 
 K = 4  # CodedSource labels
@@ -201,7 +202,8 @@ def test_plateau_controller_counts_like_reduce_on_plateau():
 _CHILD = r"""
 import json, os, signal, sys, time
 import flax.linen as nn, jax, jax.numpy as jnp, numpy as np
-from medgan.train import classifier_step, loop, sharding, state as state_lib
+from medgan import sharding
+from medgan.train import classifier_step, loop, state as state_lib
 
 class Net(nn.Module):
     @nn.compact
