@@ -1,4 +1,5 @@
-"""The generic train loop: resume == uninterrupted (SIGTERM mid-run), best checkpoint, plateau control, metrics files."""
+"""The generic train loop: resume == uninterrupted (SIGTERM mid-run), best checkpoint, plateau control,
+metrics files."""
 
 import glob
 import itertools
@@ -131,7 +132,8 @@ def _scripted(tmp_path, values, **kwargs):
     train, _ = classifier_step.make_steps(mesh)
     rng = np.random.default_rng(0)
     batch = jax.device_put(
-        {"image": rng.normal(size=(8, 8, 8, 1)).astype(np.float32), "labels": (rng.random((8, K)) < 0.5).astype(np.float32)},
+        {"image": rng.normal(size=(8, 8, 8, 1)).astype(np.float32),
+         "labels": (rng.random((8, K)) < 0.5).astype(np.float32)},
         sharding.batch_sharding(mesh),
     )
     state_steps = []

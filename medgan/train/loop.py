@@ -133,7 +133,8 @@ class PlateauController:
                          self.plateau_factor, self.lr_factor)
         stop = self.early_stop_patience is not None and self.bad_evals >= self.early_stop_patience
         if stop:
-            logging.info("step %d: early stop, %s has not improved for %d evaluations", step, self.metric, self.bad_evals)
+            logging.info("step %d: early stop, %s has not improved for %d evaluations", step, self.metric,
+                         self.bad_evals)
         return state, stop
 
     def state_dict(self) -> dict[str, Any]:
