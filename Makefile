@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= work/demo
 
-.PHONY: demo test test-cluster venv clean
+.PHONY: demo test test-fast lint test-cluster venv clean
 
 venv: $(STAMP)
 
@@ -20,12 +20,20 @@ $(STAMP): setup.py
 	@echo "$(VENV) ready (pip's output: $(VENV)/install.log)"
 
 demo: $(STAMP)
-	$(PY) -m medgan.main --config=configs/demo.py --workdir=$(WORKDIR)
+	@$(PY) -m medgan.main --config=configs/demo.py --workdir=$(WORKDIR)
 
 test: $(STAMP)
 	mkdir -p work/test
 	$(PY) -m pytest tests -q --junitxml=work/test/junit.xml
 	@echo "test report: work/test/junit.xml"
+
+# The suite without the end-to-end runs (pytest -m "not slow"): minutes instead of the whole suite's time.
+test-fast: $(STAMP)
+	mkdir -p work/test
+	$(PY) -m pytest tests -q -m "not slow" --junitxml=work/test/junit-fast.xml
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 # launch/slurm.py against a real SLURM: a single-node cluster on this host (as root; the first
 # run installs slurm-wlm and munge with apt), two tiny demo_sweep points of 2 jax processes each.

@@ -12,20 +12,26 @@ paths of report.md and its pictures. About 10 minutes on 2 CPU cores.
 
 Colon arguments: model (pggan | cpd | stylegan2), classes, per_class,
 resolution, patients, source, and size ("demo"; "tiny" is the seconds-long
-variant the tests and the SLURM cluster test run).
+variant the tests and the SLURM cluster test run, by default 2 combinations x
+20 images, which the tiny cohort holds).
 """
 
 from medgan import configuration
 from medgan.study import grid
 
+# (label combinations, images per combination) of each size, unless the colon argument says otherwise.
+SIZES = {"demo": (6, 100), "tiny": (2, 20)}
+
 
 def get_config(arg=None):
     args = configuration.parse_arg(
-        arg, model="pggan", classes=6, per_class=100, resolution=32, patients=3000, source="phantom_head_ct",
+        arg, model="pggan", classes=0, per_class=0, resolution=32, patients=3000, source="phantom_head_ct",
         size="demo",
     )
+    classes, per_class = SIZES.get(args.size, SIZES["demo"])
     config = grid.point_config(
-        source=args.source, resolution=args.resolution, classes=args.classes, per_class=args.per_class,
+        source=args.source, resolution=args.resolution, classes=args.classes or classes,
+        per_class=args.per_class or per_class,
         model=args.model, devices=1, patients=args.patients, study="demo",
     )
     return grid.cpu_scale(config, args.size)

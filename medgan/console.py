@@ -61,6 +61,10 @@ class _Installed:
     console_filter: logging.Filter | None = None
     filtered: list[logging.Handler] = []
     log_path: str | None = None
+    absl_formatter: logging.Formatter | None = None  # absl's own, restored by `reset`
+
+
+SHORT_FORMAT = "%(levelname)s: %(message)s (%(filename)s:%(lineno)d)"
 
 
 class _Below:
@@ -150,9 +154,12 @@ def setup(workdir: str, verbose: bool = False) -> str:
         absl_handler.addFilter(console_filter)
         filtered.append(absl_handler)
         console_handler = None
+        if not verbose:  # warnings for a person: "WARNING: message (file.py:12)", not absl's prefix
+            _Installed.absl_formatter = absl_handler.formatter
+            absl_handler.setFormatter(logging.Formatter(SHORT_FORMAT))
     else:  # a plain Python program: root had no console of its own
         console_handler = _StderrHandler()
-        console_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        console_handler.setFormatter(logging.Formatter(SHORT_FORMAT))
         console_handler.addFilter(console_filter)
         root.addHandler(console_handler)
     # Other handlers printing to the console, e.g. TensorFlow's own when it was imported before root had a handler.
@@ -183,6 +190,9 @@ def reset() -> None:
             handler.close()
     for handler in _Installed.filtered:
         handler.removeFilter(_Installed.console_filter)
+    if _Installed.absl_formatter is not None:
+        absl_logging.get_absl_handler().setFormatter(_Installed.absl_formatter)
+        _Installed.absl_formatter = None
     _Installed.file_handler = _Installed.console_handler = _Installed.console_filter = None
     _Installed.filtered, _Installed.log_path = [], None
 
@@ -267,6 +277,15 @@ def header(job: str, workdir: str, devices: str, stream: TextIO | None = None) -
     _print("\n".join(lines), stream)
 
 
+class _Stages:
+    depth = 0  # stages open now
+
+
+def in_stage() -> bool:
+    """Whether a `stage` is open: a job run as a stage of another leaves its summary to the stage line."""
+    return _Stages.depth > 0
+
+
 class Stage:
     """What `stage` yields: set `note` to append it to the closing line."""
 
@@ -286,6 +305,7 @@ def stage(name: str, *, clock: Callable[[], float] = time.monotonic, stream: Tex
     _print(f"{sym['stage']} {name} {sym['more']}", stream)
     _log.info("stage %s: started", name)
     start = clock()
+    _Stages.depth += 1
     try:
         yield current
     except BaseException as error:
@@ -295,6 +315,8 @@ def stage(name: str, *, clock: Callable[[], float] = time.monotonic, stream: Tex
         _print(f"{sym['failed']} {name}  {how} after {format_duration(current.seconds)}", stream)
         _log.info("stage %s: %s after %.1f s", name, how, current.seconds)
         raise
+    finally:
+        _Stages.depth -= 1
     current.seconds = clock() - start
     note = f"  ({current.note})" if current.note else ""
     _print(f"{sym['done']} {name}  {format_duration(current.seconds)}{note}", stream)

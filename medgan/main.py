@@ -17,7 +17,7 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from medgan import configuration, console
+from medgan import configuration, console, sharding
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a colon argument.", lock_config=True
@@ -83,10 +83,22 @@ def main(argv):
     tf.config.set_visible_devices([], "GPU")
     _quiet_tfds(tfds, verbose)
     logging.info("medgan job %r, workdir %s", _CONFIG.value.job, _WORKDIR.value)
+    console.header(_CONFIG.value.job, _WORKDIR.value, _devices(_CONFIG.value))
     try:
         run_job(_CONFIG.value, _WORKDIR.value)
     except configuration.ConfigError as error:
         raise app.UsageError(str(error)) from error
+
+
+def _devices(config) -> str:
+    """"8 cpu devices, 1 process" after joining the distributed run the config asks for (jobs join it too)."""
+    import jax
+
+    sharding.initialize_distributed(config.get("distributed", "off"))
+    devices = jax.devices()
+    kinds = sorted({d.device_kind for d in devices})
+    return (f"{len(devices)} {devices[0].platform} device{'s' * (len(devices) > 1)} ({', '.join(kinds)}), "
+            f"{jax.process_count()} process{'es' * (jax.process_count() > 1)}")
 
 
 def run():

@@ -15,6 +15,8 @@ from medgan.study import point, sweeps
 from medgan.train import loop
 from medgan.workdir import REPORT_FILE, RESULT_FILE
 
+pytestmark = pytest.mark.slow  # whole jobs end to end; make test-fast leaves them out
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 POINT = "size=tiny,classes=2,per_class=20"
 

@@ -197,6 +197,17 @@ def test_stage_prints_its_name_and_duration(capsys):
     assert "synthesize  failed after 2 min 05 s" in capsys.readouterr().out
 
 
+def test_in_stage_tells_a_job_it_runs_as_a_stage(capsys):
+    assert not console.in_stage()
+    with console.stage("outer"):
+        assert console.in_stage()
+        with pytest.raises(ValueError):
+            with console.stage("inner"):
+                raise ValueError("boom")
+        assert console.in_stage()
+    assert not console.in_stage()
+
+
 def test_header_and_summary(capsys, tmp_path):
     console.setup(str(tmp_path))
     console.header("benchmark", "work/demo", "8 x cpu")

@@ -236,6 +236,7 @@ sys.exit(0 if result.reason in (loop.FINISHED, loop.PREEMPTED) else 1)
 """
 
 
+@pytest.mark.slow
 def test_a_real_sigterm_to_a_training_process_saves_and_exits_zero(tmp_path):
     import json
     import subprocess

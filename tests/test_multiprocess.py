@@ -12,6 +12,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real processes and whole jobs; make test-fast leaves them out
+
 WORKER = textwrap.dedent(
     """
     import json, sys

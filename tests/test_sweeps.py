@@ -85,6 +85,13 @@ def test_study_files_sweep_the_study_values_for_every_model(name):
             assert c.gan.global_batch_size == studies.PER_DEVICE_BATCH[model][c.data.resolution] * 8
 
 
+def test_demo_sizes_default_to_a_fold_their_cohort_holds():
+    demo = sweeps.load_config_module(os.path.join(REPO, "configs", "demo.py"))
+    for arg, expected in (("", (6, 100)), ("size=tiny", (2, 20)), ("size=tiny,classes=3,per_class=7", (3, 7))):
+        config = demo.get_config(arg)
+        assert (config.fold.num_combinations, config.fold.per_combination) == expected, arg
+
+
 def test_point_names_flags_and_workdirs():
     points = sweeps.expand(f"{REPO}/configs/chexpert_classes.py")
     assert points[3].name == "model-pggan_classes-6_per_class-2300"
@@ -281,6 +288,7 @@ def test_a_point_that_exits_0_without_results_is_reported_and_runs_again(tmp_pat
         assert result.returncode == 1
 
 
+@pytest.mark.slow
 def test_sweep_runs_a_real_point_in_a_fresh_medgan_process(tmp_path):
     config = write_config(tmp_path, "tiny_prepare", PREPARE_CONFIG)
     root = tmp_path / "runs"

@@ -10,6 +10,8 @@ from medgan.eval import auc
 from medgan.train import classifier_step
 from medgan.workdir import RESULT_FILE, SCORES_FILE
 
+pytestmark = pytest.mark.slow  # whole jobs end to end; make test-fast leaves them out
+
 
 def tiny_config(**classifier):
     config = configuration.base_config("train_classifier")

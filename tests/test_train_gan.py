@@ -14,6 +14,8 @@ from medgan.train.checkpoints import params_sha256
 from medgan.train.sampling import load_generator
 from medgan.workdir import DATA_CARD_MD, DATASET_DIR, GENERATOR_DIR, LABELS_CSV, PREVIEW, RESULT_FILE
 
+pytestmark = pytest.mark.slow  # whole jobs end to end; make test-fast leaves them out
+
 RES = 32
 
 

@@ -33,13 +33,22 @@ import jax
 import ml_collections
 from jax.experimental import multihost_utils
 
-from medgan import configuration, fileio
+from medgan import configuration, console, fileio
+from medgan import report_format as fmt
 from medgan.data import cohorts
 from medgan.jobs import common, synthesize, train_classifier, train_gan
 from medgan.study import point, point_report
 from medgan.study.point import STAGE_DIRS, STAGES
 from medgan.workdir import MANIFEST_FILE, PREEMPTED, REPORT_FILE, RESULT_FILE, STAGE_TIMES_FILE
 
+STAGE_TITLES = {
+    "prepare": "1/6 prepare the cohort and draw the fold",
+    "real_classifier": "2/6 classifier on the real training split",
+    "gan": "3/6 GAN on the real training split",
+    "synthesize": "4/6 synthetic cohort",
+    "synthetic_classifier": "5/6 classifier on the synthetic cohort",
+    "evaluate": "6/6 both classifiers on the real test split",
+}
 JOBS = {"real_classifier": train_classifier.run, "gan": train_gan.run, "synthesize": synthesize.run,
         "synthetic_classifier": train_classifier.run}
 
@@ -105,15 +114,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     configs = stage_configs(config, workdir)
 
     start = time.perf_counter()
-    prepared = cohorts.prepare_cohort(config.data, workdir)
-    fold = cohorts.fold_of(config.fold, workdir, prepared)  # writes manifest.json once
-    _barrier("benchmark: fold written")
+    with console.stage(STAGE_TITLES["prepare"]) as shown:
+        prepared = cohorts.prepare_cohort(config.data, workdir)
+        fold = cohorts.fold_of(config.fold, workdir, prepared)  # writes manifest.json once
+        _barrier("benchmark: fold written")
+        shown.note = f"{prepared.num_written} images; fold " + " / ".join(
+            f"{len(ids)} {split}" for split, ids in fold.ids.items())
     clock.add("prepare", time.perf_counter() - start)
 
     outcomes = {}
     for name, stage in JOBS.items():
         start = time.perf_counter()
-        outcome = stage(configs[name], os.path.join(workdir, STAGE_DIRS[name]))
+        with console.stage(STAGE_TITLES[name]) as shown:
+            outcome = stage(configs[name], os.path.join(workdir, STAGE_DIRS[name]))
+            shown.note = stage_note(name, outcome)
         clock.add(name, time.perf_counter() - start)
         if outcome.get("status") == PREEMPTED:
             print(f"benchmark preempted in stage {name}: run the same command again to continue from its checkpoint")
@@ -122,17 +136,33 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         outcomes[name] = outcome
 
     start = time.perf_counter()
-    evaluation = point.evaluate(workdir, config.benchmark.level)
+    with console.stage(STAGE_TITLES["evaluate"]):
+        evaluation = point.evaluate(workdir, config.benchmark.level)
+        if jax.process_index() == 0:
+            figures = point_report.write_figures(workdir, fold, prepared, evaluation,
+                                                 config.benchmark.report_samples)
+            clock.add("evaluate", time.perf_counter() - start)
+            result = point.results(config, workdir, prepared, fold, outcomes, evaluation, figures, clock.seconds)
+            with fileio.atomic_path(os.path.join(workdir, REPORT_FILE)) as tmp, open(tmp, "w") as f:
+                f.write(point_report.report_markdown(result))
+            fileio.write_json(result_path, result)  # last: its presence marks the point finished
     if jax.process_index() == 0:
-        figures = point_report.write_figures(workdir, fold, prepared, evaluation, config.benchmark.report_samples)
-        clock.add("evaluate", time.perf_counter() - start)
-        result = point.results(config, workdir, prepared, fold, outcomes, evaluation, figures, clock.seconds)
-        with fileio.atomic_path(os.path.join(workdir, REPORT_FILE)) as tmp, open(tmp, "w") as f:
-            f.write(point_report.report_markdown(result))
-        fileio.write_json(result_path, result)  # last: its presence marks the point finished
         point_report.print_summary(result, workdir)
     _barrier("benchmark: results written")
     return fileio.read_json(result_path)  # what a rerun returns too (JSON: tuples became lists)
+
+
+def stage_note(name: str, outcome: dict) -> str:
+    """What a finished stage's line says: its answer in a few words."""
+    if outcome.get("status") == PREEMPTED:
+        return f"preempted at step {outcome['steps']}"
+    if name.endswith("classifier"):
+        return (f"{outcome['steps']} steps, mean test AUC {fmt.number(outcome['test']['mean_auc'])}, "
+                f"{outcome['train_images_per_second'] or 0:.0f} img/s")
+    if name == "gan":
+        return (f"{outcome['steps']} steps, FD {fmt.number(outcome['best_fd'], 2)} at step {outcome['selected_step']}, "
+                f"{outcome['train_images_per_second'] or 0:.0f} img/s")
+    return f"{outcome['counts']['total']} images"
 
 
 def _barrier(name: str) -> None:

@@ -34,7 +34,7 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from medgan import fileio, visualize
+from medgan import console, fileio, visualize
 from medgan.data import builders, folds, synthetic
 from medgan.jobs import common
 from medgan.models import gans
@@ -81,7 +81,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices("synthesize: dataset written")
     card = fileio.read_json(os.path.join(workdir, DATA_CARD_JSON))
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and not console.in_stage():
         print(f"synthetic dataset: {card['counts']['total']} images of {len(fold.combinations)} label combinations")
         print(f"  dataset:   {os.path.join(workdir, DATASET_DIR)}")
         print(f"  preview:   {os.path.join(workdir, PREVIEW)}")

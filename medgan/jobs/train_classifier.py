@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from medgan import fileio, sharding
+from medgan import console, fileio, sharding
 from medgan import report_format as fmt
 from medgan.data import builders, cohorts, pipeline
 from medgan.eval import auc
@@ -129,12 +129,13 @@ def _fit(config, workdir: str, mesh, data: cohorts.TrainingData, class_names, st
 
 
 def _write_results(workdir: str, result: dict, ids, labels: np.ndarray, scores: np.ndarray) -> None:
-    """test_scores.npz, then results.json (last), then the table on the console."""
+    """test_scores.npz, then results.json (last), then the table on the console (run on its own)."""
     with fileio.atomic_path(os.path.join(workdir, SCORES_FILE)) as tmp, open(tmp, "wb") as f:
         np.savez(f, image_ids=np.array(ids), labels=labels, scores=scores, class_names=np.array(result["class_names"]))
     fileio.write_json(os.path.join(workdir, RESULT_FILE), result)
-    print_report(result)
-    print(f"results: {os.path.join(workdir, RESULT_FILE)}")
+    if not console.in_stage():  # as a benchmark stage, the stage line says the mean AUC
+        print_report(result)
+        print(f"results: {os.path.join(workdir, RESULT_FILE)}")
 
 
 def print_report(result: dict) -> None:

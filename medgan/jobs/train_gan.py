@@ -29,7 +29,7 @@ import ml_collections
 import numpy as np
 from clu import metric_writers
 
-from medgan import fileio, visualize
+from medgan import console, fileio, visualize
 from medgan import report_format as fmt
 from medgan.data import builders, cohorts, pipeline
 from medgan.eval import fidelity
@@ -116,7 +116,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     }
     if jax.process_index() == 0:
         fileio.write_json(os.path.join(workdir, RESULT_FILE), result)
-        print_summary(result, workdir)
+        if not console.in_stage():
+            print_summary(result, workdir)
     return result
 
 

@@ -165,8 +165,8 @@ def print_summary(result: dict, workdir: str) -> None:
     mean = result["delong"]["mean"]
     if mean is not None and mean["p_value"] is not None:
         print(f"  DeLong paired test: difference {mean['difference']:.3f}, {fmt.p_clause(mean['p_value'])}")
-    print(f"  report:   {os.path.join(workdir, result['report'])}")
-    for name, path in result["figures"].items():
-        print(f"  {name + ':':9s} {os.path.join(workdir, path)}")
-    print(f"  samples:  {os.path.join(workdir, STAGE_DIRS['gan'], result['gan']['samples'])}")
-    print(f"  results:  {os.path.join(workdir, RESULT_FILE)}")
+    paths = {"report": result["report"], **result["figures"],
+             "GAN samples": os.path.join(STAGE_DIRS["gan"], result["gan"]["samples"]), "results": RESULT_FILE}
+    width = max(len(name) for name in paths) + 1
+    for name, path in paths.items():
+        print(f"  {name + ':':{width}s} {os.path.join(workdir, path)}")
