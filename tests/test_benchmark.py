@@ -8,8 +8,7 @@ import signal
 import numpy as np
 import pytest
 
-from medgan import fileio, main
-from medgan import report_format as fmt
+from medgan import fileio, main, report_format as fmt
 from medgan.eval import auc
 from medgan.study import point, sweeps
 from medgan.train import loop

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from medgan import sharding
-from medgan.train import classifier_step
-from medgan.train import state as state_lib
+from medgan.train import classifier_step, state as state_lib
 
 K = 3
 

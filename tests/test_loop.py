@@ -15,8 +15,7 @@ from helpers import decode_index
 
 from medgan import sharding
 from medgan.data import pipeline
-from medgan.train import classifier_step, loop
-from medgan.train import state as state_lib
+from medgan.train import classifier_step, loop, state as state_lib
 
 K = 4  # CodedSource labels
 

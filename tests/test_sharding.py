@@ -2,8 +2,7 @@
 
 import jax
 import pytest
-from jax.sharding import AxisType
-from jax.sharding import PartitionSpec as P
+from jax.sharding import AxisType, PartitionSpec as P
 
 from medgan import sharding
 

@@ -18,8 +18,7 @@ import pytest
 from medgan import configuration
 from medgan.data import folds
 from medgan.data.records import ImageRecord
-from medgan.study import grid as studies
-from medgan.study import sweeps
+from medgan.study import grid as studies, sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))

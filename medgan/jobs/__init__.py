@@ -1,0 +1,5 @@
+"""Jobs: what `medgan.main` runs (`config.job`). Each reads its config, calls the library, writes its result last.
+
+prepare, train_classifier, train_gan, synthesize, benchmark (one study point
+end to end); `common` holds the preamble they share.
+"""

@@ -33,8 +33,7 @@ import jax
 import ml_collections
 from jax.experimental import multihost_utils
 
-from medgan import configuration, console, fileio
-from medgan import report_format as fmt
+from medgan import configuration, console, fileio, report_format as fmt
 from medgan.data import cohorts
 from medgan.jobs import common, synthesize, train_classifier, train_gan
 from medgan.study import point, point_report

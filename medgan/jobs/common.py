@@ -13,8 +13,7 @@ from collections.abc import Callable
 import ml_collections
 from jax.sharding import Mesh
 
-from medgan import sharding
-from medgan import workdir as workdir_lib
+from medgan import sharding, workdir as workdir_lib
 from medgan.workdir import PREEMPTED, RESULT_FILE
 
 

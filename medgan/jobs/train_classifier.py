@@ -20,15 +20,13 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from medgan import console, fileio, sharding
-from medgan import report_format as fmt
+from medgan import console, fileio, report_format as fmt, sharding
 from medgan.data import builders, cohorts, pipeline
 from medgan.eval import auc
 from medgan.eval.scoring import SplitScorer
 from medgan.jobs import common
 from medgan.models import classifiers
-from medgan.train import checkpoints, classifier_step, loop
-from medgan.train import state as state_lib
+from medgan.train import checkpoints, classifier_step, loop, state as state_lib
 from medgan.workdir import PARAMS_DIR, PREEMPTED, RESULT_FILE, SCORES_FILE
 
 CHECKPOINT_DIR = "classifier"  # the loop's checkpoints live in <workdir>/classifier/checkpoints

@@ -29,8 +29,7 @@ import ml_collections
 import numpy as np
 from clu import metric_writers
 
-from medgan import console, fileio, visualize
-from medgan import report_format as fmt
+from medgan import console, fileio, report_format as fmt, visualize
 from medgan.data import builders, cohorts, pipeline
 from medgan.eval import fidelity
 from medgan.eval.features import load_feature_extractor

@@ -37,8 +37,10 @@ matplotlib.use("Agg")  # headless: clusters and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from medgan import fileio  # noqa: E402
-from medgan import report_format as fmt  # noqa: E402
+from medgan import (
+    fileio,  # noqa: E402
+    report_format as fmt,  # noqa: E402
+)
 from medgan.workdir import RESULT_FILE  # noqa: E402
 
 CSV_FILE = "aggregate.csv"

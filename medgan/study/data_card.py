@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import datetime
 
-from medgan import provenance
-from medgan import report_format as fmt
+from medgan import provenance, report_format as fmt
 from medgan.data import folds
 
 

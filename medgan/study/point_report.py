@@ -6,8 +6,7 @@ import os
 
 import numpy as np
 
-from medgan import report_format as fmt
-from medgan import visualize
+from medgan import report_format as fmt, visualize
 from medgan.data import builders, folds, pipeline
 from medgan.study.point import STAGE_DIRS, STAGES
 from medgan.workdir import DATA_CARD_MD, DATASET_DIR, FIGURES_DIR, MANIFEST_FILE, PREVIEW, RESULT_FILE
