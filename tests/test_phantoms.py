@@ -408,6 +408,14 @@ def test_rsna_compressed_fraction_selects_the_transfer_syntax(tmp_path, fraction
         )
 
 
+def test_compressed_rsna_files_are_the_same_bytes_for_a_seed(tmp_path):
+    cohort = phantoms.sample_cohort("head_ct", 2, 0)
+    first = phantoms.write_rsna_layout(tmp_path / "a", cohort, 32, 0, compressed_fraction=1.0)
+    phantoms.write_rsna_layout(tmp_path / "b", cohort, 32, 0, compressed_fraction=1.0)
+    for record in first:
+        assert (tmp_path / "a" / record.path).read_bytes() == (tmp_path / "b" / record.path).read_bytes(), record.path
+
+
 def test_a_crashed_rsna_writer_leaves_no_csv(tmp_path, monkeypatch):
     def crash(*args):
         raise RuntimeError("killed")

@@ -238,7 +238,8 @@ def _ct_dataset(
     draw = r.random()
     if draw < compressed_fraction:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.compress(RLELossless if r.random() < 0.5 else JPEG2000Lossless)
+        # Keep the seeded instance UID: pydicom draws a random one on compression by default.
+        ds.compress(RLELossless if r.random() < 0.5 else JPEG2000Lossless, generate_instance_uid=False)
     else:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian if r.random() < 0.5 else ImplicitVRLittleEndian
     return ds
