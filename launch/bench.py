@@ -173,8 +173,7 @@ def _classifier_setup(name, resolution, batch, overrides, mesh):
 
     from medgan import sharding
     from medgan.models import classifiers
-    from medgan.train import classifier_step
-    from medgan.train import state as state_lib
+    from medgan.train import classifier_step, state as state_lib
 
     num_classes = 14
     model = classifiers.make_classifier(name, num_classes, **overrides)
@@ -279,8 +278,7 @@ def _memory(name, resolution, per_device_batch, mesh) -> dict:
 
     from medgan import sharding
     from medgan.models import classifiers
-    from medgan.train import classifier_step
-    from medgan.train import state as state_lib
+    from medgan.train import classifier_step, state as state_lib
 
     model = classifiers.make_classifier(name, 14, tile_to_rgb=True)
     abstract_state = jax.eval_shape(
