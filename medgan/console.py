@@ -68,13 +68,19 @@ SHORT_FORMAT = "%(levelname)s: %(message)s (%(filename)s:%(lineno)d)"
 
 
 class _Below:
-    """A handler filter passing records at `level` and above."""
+    """A console filter passing records at `level` and above; on processes other than 0, errors only.
+
+    Every process of a multi-process run logs the same warnings; its own log file keeps them, and the
+    console shows them once (process 0's).
+    """
 
     def __init__(self, level: int):
         self.level = level
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= self.level
+        if record.levelno < self.level:
+            return False
+        return record.levelno >= logging.ERROR or process_index() == 0
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -110,8 +110,13 @@ def test_other_processes_log_to_their_own_file_and_print_no_display(tmp_path, ca
         progress.update(i)
     progress.close()
     console.summary(["answer"])
-    assert capsys.readouterr().out == ""
-    assert "stage train: done" in _log_text(tmp_path, "log.1.txt")
+    logging.getLogger("medgan.test").warning("a warning every process logs")
+    logging.getLogger("medgan.test").error("an error of process 1")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "a warning every process logs" not in captured.err and "an error of process 1" in captured.err
+    log = _log_text(tmp_path, "log.1.txt")
+    assert "stage train: done" in log and "a warning every process logs" in log
 
 
 class FakeClock:
