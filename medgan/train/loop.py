@@ -2,7 +2,7 @@
 
 `train_loop` knows nothing about what it trains. It runs a jitted
 `step_fn(state, batch) -> (state, metrics)` over a resumable stream of
-global batches and owns everything around it (DESIGN.md "State", "Metrics"):
+global batches and owns everything around it (docs/ARCHITECTURE.md, "State, steps and checkpoints"):
 
 * orbax `CheckpointManager` in `<workdir>/checkpoints`, asynchronous. Each
   checkpoint holds two items: "state" (`ocp.args.StandardSave` of the whole
