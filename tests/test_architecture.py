@@ -132,3 +132,13 @@ def test_long_functions_say_why():
                 if length > MAX_FUNCTION_LINES and "Long because" not in (ast.get_docstring(node) or ""):
                     unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
     assert unexplained == []
+
+
+def test_code_cites_documents_in_the_repository_only():
+    """The founding brief lives outside the repository; code and docs cite docs/ARCHITECTURE.md instead."""
+    outside = ("DESIGN" + ".md", "../" + "shared")
+    cited = [f"{path.relative_to(ROOT)}: {name}"
+             for directory in ("medgan", "tests", "launch", "configs", "docs")
+             for path in sorted((ROOT / directory).rglob("*")) if path.suffix in (".py", ".md", ".sh")
+             for name in outside if name in path.read_text()]
+    assert cited == []
