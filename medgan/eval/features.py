@@ -14,18 +14,18 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 
 from medgan import fileio
 from medgan.models import classifiers
-from medgan.sharding import make_mesh
 from medgan.train import checkpoints
 from medgan.workdir import RESULT_FILE
 
 
-def load_feature_extractor(classifier_dir: str, mesh=None) -> tuple[Callable, int]:
+def load_feature_extractor(classifier_dir: str, mesh: Mesh) -> tuple[Callable, int]:
     """(features(images [B, R, R, C]) -> [B, D] jitted, D) of the network a finished run selected.
 
-    The weights are replicated on `mesh` (default: every device).
+    The weights are replicated on `mesh`.
     """
     result_path = os.path.join(classifier_dir, RESULT_FILE)
     if not os.path.exists(result_path):
@@ -34,7 +34,6 @@ def load_feature_extractor(classifier_dir: str, mesh=None) -> tuple[Callable, in
     model = classifiers.classifier_from(result["model_config"])
     shape = (1, *result["input_shape"])
     abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
-    variables = checkpoints.load_params(os.path.join(classifier_dir, result["params"]), abstract,
-                                        make_mesh() if mesh is None else mesh)
+    variables = checkpoints.load_params(os.path.join(classifier_dir, result["params"]), abstract, mesh)
     features = jax.jit(lambda variables, images: model.apply(variables, images, method=model.features))
     return functools.partial(features, variables), model.feature_dim
