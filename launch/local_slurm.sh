@@ -2,7 +2,7 @@
 # A single-node SLURM cluster on this host, for `make test-cluster`.
 #
 #   launch/local_slurm.sh up       install slurm-wlm + munge if missing, start munged,
-#                                  slurmctld, slurmd; wait until the node is idle
+#                                  slurmctld, slurmd with no jobs; wait until the node is idle
 #   launch/local_slurm.sh status   the daemons and `sinfo`
 #   launch/local_slurm.sh env      prints `export SLURM_CONF=...` for the clients
 #   launch/local_slurm.sh down     cancel jobs, stop every daemon it started, remove the state
@@ -193,7 +193,12 @@ cmd_up() {
         say "already up ($STATE); export SLURM_CONF=$SLURM_CONF"
         return 0
     fi
-    stop_daemons  # a half-started cluster from before
+    # A cluster from before (half-started, or left running by a session that ended
+    # without `down`): stop it and drop its state, or slurmctld would recover its
+    # queued jobs and run them on the node the caller is about to use.
+    stop_daemons
+    wait_reaped
+    rm -rf "$STATE"
     mkdir -p "$STATE"
     install_packages
     write_config
@@ -202,7 +207,7 @@ cmd_up() {
         --pid-file="$STATE/run/munged.daemon.pid" --log-file="$STATE/log/munged.log" --seed-file="$STATE/munge/munged.seed"
     for _ in $(seq 50); do [ -S "$STATE/munge/munge.socket" ] && break; alive munged || break; sleep 0.1; done
     [ -S "$STATE/munge/munge.socket" ] || { say "munged did not start"; false; }
-    start slurmctld slurmctld -D -f "$SLURM_CONF"
+    start slurmctld slurmctld -D -c -f "$SLURM_CONF"  # -c: no job state recovered
     start slurmd slurmd -D -f "$SLURM_CONF"
     local state="" waited=0
     while [ "$waited" -lt "$((UP_TIMEOUT * 2))" ]; do
