@@ -2,8 +2,9 @@
 
   python -m medgan.main --config=configs/demo.py --workdir=work/demo
 
-The study's question at one small point: 6 label combinations x 100 images of
-phantom head CT at 32 px. A small DenseNet is trained on the real fold; a
+The study's question at one small point: 6 label combinations x 100 training
+images of phantom head CT at 32 px, 20 validation and 50 test images per
+combination. A small DenseNet is trained on the real fold; a
 progressive GAN on the same fold (scored by Fréchet distance in that
 DenseNet's features); the synthetic cohort has the fold's label counts; the
 DenseNet trained on it and the real-trained one are tested on the same real
@@ -19,7 +20,7 @@ variant the tests and the SLURM cluster test run, by default 2 combinations x
 from medgan import configuration
 from medgan.study import grid
 
-# (label combinations, images per combination) of each size, unless the colon argument says otherwise.
+# (label combinations, training images per combination) of each size, unless the colon argument says otherwise.
 SIZES = {"demo": (6, 100), "tiny": (2, 20)}
 
 
@@ -32,7 +33,8 @@ def get_config(arg=None):
     config = grid.point_config(
         source=args.source, resolution=args.resolution, classes=args.classes or classes,
         per_class=args.per_class or per_class,
-        model=args.model, devices=1, patients=args.patients, study="demo",
+        model=args.model, holdout=grid.CPU_HOLDOUT.get(args.size, grid.CPU_HOLDOUT["demo"]), devices=1,
+        patients=args.patients, study="demo",
     )
     return grid.cpu_scale(config, args.size)
 

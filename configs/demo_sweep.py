@@ -1,8 +1,8 @@
 """A CPU-sized mini grid of the brain CT classes and samples sweeps, on phantom head CTs.
 
 Does the study's first finding show on a laptop? Four benchmark points at
-32 px with the progressive GAN: 2 or 6 label combinations x 50 or 100 images
-per combination, each the `make demo` point's CPU sizes (size=demo, about 15
+32 px with the progressive GAN: 2 or 6 label combinations x 50 or 100 training
+images per combination, each the `make demo` point's CPU sizes (size=demo, about 15
 minutes a point on 2 cores; size=tiny, seconds, for tests and the SLURM
 cluster test).
 
@@ -27,7 +27,8 @@ def get_config(arg=None):
     )
     config = grid.point_config(
         source=args.source, resolution=args.resolution, classes=args.classes, per_class=args.per_class,
-        model=args.model, devices=1, patients=args.patients, study="demo_sweep",
+        model=args.model, holdout=grid.CPU_HOLDOUT.get(args.size, grid.CPU_HOLDOUT["demo"]), devices=1,
+        patients=args.patients, study="demo_sweep",
     )
     return grid.cpu_scale(config, args.size)
 

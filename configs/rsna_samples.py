@@ -1,11 +1,12 @@
-"""Brain CT samples-per-class sweep: how many images per label combination does a GAN need?
+"""Brain CT samples sweep: how does relative AUC change with the training images per combination?
 
-The study's second finding, on RSNA intracranial haemorrhage CT: relative AUC
-falls as the images per combination fall, and GANs overfit at the smallest
-counts (StyleGAN2's ADA is our answer to that). Points: n in (5400, 4500,
-3000, 1500, 1000, 500, 300, 100) images per combination at k = 4 label
-combinations (6250 images each in the classes sweep), 256 px, for each GAN
-(pggan, cpd, stylegan2): 24 benchmark points.
+The study's second finding, on RSNA intracranial haemorrhage CT: at the
+smallest n relative AUC *rises*, which the study attributes to the GAN
+overfitting the labels rather than to better images. Points: n in (5400,
+4500, 3000, 1500, 1000, 500, 300, 100) training images per combination at
+k = 6 label combinations, 500 validation and 500 test images per
+combination, at 32 px, for the progressive and the label-projection GAN:
+16 benchmark points.
 
   # the whole sweep, one point after another (needs your RSNA ICH copy)
   python launch/sweep.py --config=configs/rsna_samples.py --workdir=/runs/rsna_samples \
@@ -15,10 +16,12 @@ combinations (6250 images each in the classes sweep), 256 px, for each GAN
       --config.data.root=/data/rsna-ich --config.data.prepared_dir=/data/prepared \
       --workdir=/runs/rsna_samples/model-pggan_per_class-1500
 
-data.root is the folder holding stage_2_train.csv. Arguments: model,
-per_class, classes, resolution, source (rsna_ich, or phantom_head_ct to run
-without the cohort), devices (accelerators; the global batch is the per-device
-batch of medgan.study.grid times this), patients (phantom patients).
+data.root is the folder holding stage_2_train.csv.
+Colon arguments: model, classes, per_class, resolution, source (rsna_ich, or
+phantom_head_ct to run without the cohort), devices (accelerators; the global
+batch is the per-device batch of medgan.study.grid times this), patients
+(phantom patients). Sweep argument: models (default pggan+cpd, the study's
+two GANs; pggan+cpd+stylegan2 adds medgan's extension).
 """
 
 from medgan.study import grid
@@ -28,5 +31,5 @@ def get_config(arg=None):
     return grid.study_config(arg, grid.BRAIN, "samples", name="rsna_samples")
 
 
-def get_sweep():
-    return grid.study_sweep(grid.BRAIN, "samples")
+def get_sweep(models=grid.DEFAULT_MODELS):
+    return grid.study_sweep(grid.BRAIN, "samples", models)

@@ -3,7 +3,8 @@
   python -m medgan.main --config=configs/synthesize.py:generator=work/gan --workdir=work/synthetic
 
 By default as many images per label combination as the real fold's train and
-validation splits hold (`per_combination=N` for N each). The work directory
+validation splits hold (`per_combination=N`: N training images per combination,
+validation as the real fold). The work directory
 then holds `dataset/`, `manifest.json`, `labels.csv`, `preview.png`,
 `DATA_CARD.md` and `data_card.json`; train a classifier on it with
 `--config.classifier.train_data=work/synthetic`.

@@ -15,6 +15,7 @@ from typing import Any
 
 import ml_collections
 
+from medgan.data.phantoms.rendering import DEFAULT_CONSPICUITY
 from medgan.data.sources import SOURCES
 from medgan.models.classifiers import CLASSIFIERS
 from medgan.models.gans import GAN_MODELS
@@ -46,6 +47,9 @@ def data_config() -> ml_collections.ConfigDict:
             "resolution": 64,
             "phantom_patients": 1000,
             "phantom_seed": 0,
+            # Contrast of the phantoms' findings against anatomy and noise (0 ... 4):
+            # phantoms.DEFAULT_CONSPICUITY is calibrated so the CPU judge does not ace them.
+            "phantom_conspicuity": DEFAULT_CONSPICUITY,
             "chexpert_policy": "ones",
             "to_square": "pad",
             "rsna_windows": ("brain",),
@@ -54,12 +58,25 @@ def data_config() -> ml_collections.ConfigDict:
 
 
 def fold_config() -> ml_collections.ConfigDict:
-    """A benchmark fold: the k most frequent label combinations, n images each."""
+    """A benchmark fold as the study drew it (medgan/data/folds.py).
+
+    Balanced (the classes and samples sweeps): the k most frequent label
+    combinations, n training images each, and a fixed number of validation and
+    test images per combination. Unbalanced (the resolution sweep,
+    per_combination = 0): every combination with more than min_images images
+    (num_combinations = 0) or the top k, all their training images, and
+    val_images / test_images in all, stratified by combination.
+    """
     return ml_collections.ConfigDict(
         {
             "num_combinations": 4,
-            "per_combination": 200,
-            "fractions": (0.8, 0.1, 0.1),
+            "per_combination": 160,  # training images per combination; 0 = all (unbalanced)
+            "val_per_combination": 20,
+            "test_per_combination": 20,
+            "val_images": 0,  # unbalanced folds only
+            "test_images": 0,
+            "min_images": 0,  # with num_combinations = 0: keep combinations with more images
+            "fractions": (0.8, 0.1, 0.1),  # of the patients in train/val/test
             "seed": 0,
             # An existing manifest.json to use instead of <workdir>/manifest.json
             # (the stages of one benchmark point share one fold).
@@ -146,7 +163,8 @@ def synthesize_config() -> ml_collections.ConfigDict:
         {
             "generator": "",  # a train_gan work directory (required)
             # 0: as many images per label combination as the real fold's train
-            # and validation splits hold; N: N per combination, split like the fold.
+            # and validation splits hold; N: N training images per combination beside
+            # the real fold's validation counts.
             "per_combination": 0,
             "global_batch_size": 64,
         }
@@ -228,6 +246,23 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
     return parsed
 
 
+def _validate_fold(fold: ml_collections.ConfigDict) -> None:
+    """The fold keys that only make sense together (medgan/data/folds.py)."""
+    if fold.per_combination > 0:
+        for key in ("val_per_combination", "test_per_combination"):
+            if fold[key] < 1:
+                raise ConfigError(
+                    f"config.fold.{key}={fold[key]}: a balanced fold (per_combination={fold.per_combination}) "
+                    "needs at least one validation and one test image per combination"
+                )
+        if fold.num_combinations < 1:
+            raise ConfigError("config.fold.num_combinations=0 (every frequent combination) needs per_combination=0")
+    else:
+        for key in ("val_images", "test_images"):
+            if fold[key] < 1:
+                raise ConfigError(f"config.fold.{key}={fold[key]}: an unbalanced fold (per_combination=0) needs >= 1")
+
+
 def _unknown_keys(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDict, prefix=""):
     for key, value in config.items():
         path = f"{prefix}{key}"
@@ -259,6 +294,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ),
     ("data.phantom_patients", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("data.phantom_seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    ("data.phantom_conspicuity", lambda v: isinstance(v, (int, float)) and 0 <= v <= 4, "a number in [0, 4]"),
     ("data.chexpert_policy", lambda v: v in CHEXPERT_POLICIES, f"one of {CHEXPERT_POLICIES}"),
     ("data.to_square", lambda v: v in SQUARE_MODES, f"one of {SQUARE_MODES}"),
     (
@@ -266,12 +302,15 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         lambda v: len(v) >= 1 and len(set(v)) == len(v) and all(w in RSNA_WINDOWS for w in v),
         f"a non-empty tuple of distinct names from {RSNA_WINDOWS}",
     ),
-    ("fold.num_combinations", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
-    ("fold.per_combination", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    *[
+        (f"fold.{key}", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer")
+        for key in ("num_combinations", "per_combination", "val_per_combination", "test_per_combination",
+                    "val_images", "test_images", "min_images")
+    ],
     (
         "fold.fractions",
         lambda v: len(v) == 3 and all(f > 0 for f in v) and abs(sum(v) - 1) < 1e-6,
-        "three positive train/val/test fractions summing to 1",
+        "three positive train/val/test patient fractions summing to 1",
     ),
     ("fold.seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     *[
@@ -339,6 +378,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
             valid = False
         if not valid:
             raise ConfigError(f"config.{path}={value!r}: expected {expected}")
+    if "fold" in config:
+        _validate_fold(config.fold)
     if config.job in ("train_gan", "benchmark"):
         resolution = config.data.resolution
         if resolution & (resolution - 1) or resolution < 8:

@@ -40,7 +40,7 @@ def _tensorflow_on_cpu_quietly():
 def coded_dataset(tmp_path_factory):
     """CodedSource(200 images, 3 per patient) prepared at 16 px, and a fold of it.
 
-    Fold: top 3 combinations, 10 images each (8/1/1 per split), seed 0.
+    Fold: top 3 combinations, 8 training, 1 validation and 1 test image each, seed 0.
     """
     from medgan.data import builders, folds
 
@@ -50,7 +50,9 @@ def coded_dataset(tmp_path_factory):
         class_names=prepared.class_names,
         dataset=prepared.name,
         num_combinations=3,
-        per_combination=10,
+        per_combination=8,
+        val_per_combination=1,
+        test_per_combination=1,
         seed=0,
     )
     return prepared, fold

@@ -68,8 +68,8 @@ def test_results_json_answers_the_point_and_records_how(finished):
     manifest = fileio.read_json(workdir / "manifest.json")
     assert result["fold"]["content"] == manifest
     assert result["fold"]["sizes"] == {split: len(ids) for split, ids in manifest["ids"].items()} == {
-        "train": 32, "val": 4, "test": 4}
-    assert result["synthetic_images"] == 36  # the fold's train + val counts
+        "train": 40, "val": 8, "test": 16}  # 2 combinations x (20 training, 4 val, 8 test images)
+    assert result["synthetic_images"] == 48  # the fold's train + val counts
     assert result["gan"]["steps"] == 4 and len(result["gan"]["generator_sha256"]) == 64
     assert set(result["wall_seconds"]) == {*point.STAGES, "total"}
     assert result["wall_seconds"]["total"] == pytest.approx(sum(result["wall_seconds"][s] for s in point.STAGES))

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from medgan.data import chexpert, phantoms, rsna_ich
+from medgan.data import builders, chexpert, phantoms, rsna_ich
 from medgan.data.labels import CHEXPERT_FINDINGS, CLASSES_BY_MODALITY, ICH_SUBTYPES
 from medgan.data.phantoms import layouts as phantom_layouts
 from medgan.data.phantoms.chest import CHEST_RULES, Chest
@@ -32,9 +32,9 @@ def labels_of(modality, *names):
     return tuple(int(name in names) for name in classes)
 
 
-def grey(modality, labels, resolution, seed, acquisition=0):
+def grey(modality, labels, resolution, seed, acquisition=0, conspicuity=phantoms.DEFAULT_CONSPICUITY):
     """What a reader (or a classifier) sees: uint8, head CT through the brain window 40/80."""
-    image = RENDER[modality](labels, resolution, seed, acquisition)
+    image = RENDER[modality](labels, resolution, seed, acquisition, conspicuity)
     return apply_window(image, 40, 80) if modality == "head_ct" else image
 
 
@@ -120,13 +120,35 @@ def test_toggling_a_finding_changes_pixels_inside_its_region(modality, name, res
     for seed in range(3):
         off = labels_of(modality)
         on = labels_of(modality, name)
-        change = np.abs(
-            grey(modality, on, resolution, seed, seed).astype(float) - grey(modality, off, resolution, seed, seed)
+        change = np.abs(  # at the rules' full contrast
+            grey(modality, on, resolution, seed, seed, 1.0).astype(float) - grey(modality, off, resolution, seed, seed)
         )
         region = phantoms.finding_region(modality, name, resolution, seed, seed)
         assert region.dtype == bool and region.shape == (resolution, resolution)
         assert change[region].sum() >= 0.9 * change.sum(), f"{name}, seed {seed}: drawn outside its region"
         assert change[region].mean() >= min_change, f"{name}, seed {seed}: {change[region].mean():.1f} grey levels"
+
+
+@pytest.mark.parametrize("modality, name", FINDINGS)
+def test_conspicuity_scales_a_finding_from_invisible_to_full_contrast(modality, name):
+    seed, off, on = 5, labels_of(modality), labels_of(modality, name)
+    region = phantoms.finding_region(modality, name, 64, seed)
+    normal = grey(modality, off, 64, seed, conspicuity=0.0).astype(float)
+    assert np.array_equal(grey(modality, on, 64, seed, conspicuity=0.0), normal)  # 0: nothing drawn
+    changes = [np.abs(grey(modality, on, 64, seed, conspicuity=c) - normal)[region].mean() for c in (0.25, 0.5, 1.0)]
+    assert 0 < changes[0] < changes[1] < changes[2], changes
+    # 1 is the rules' image, whatever the default.
+    assert np.array_equal(grey(modality, on, 64, seed, conspicuity=1.0), grey(modality, on, 64, seed, 0, 1.0))
+
+
+def test_conspicuity_is_part_of_a_phantom_cohorts_identity_and_is_checked():
+    source = phantoms.PhantomSource("head_ct", 5, 0, conspicuity=0.3)
+    assert builders.source_params(source)["conspicuity"] == 0.3  # shards of another value are not reused
+    record = source.index()[0][0]
+    image = source.load(record, 32)[0][..., 0]
+    assert np.array_equal(image, grey("head_ct", record.labels, 32, *phantoms.render_seeds(0, record), 0.3))
+    with pytest.raises(ValueError, match="conspicuity must be a number in \\[0, 4\\], got 5"):
+        phantoms.PhantomSource("head_ct", 5, 0, conspicuity=5)
 
 
 @pytest.mark.parametrize("modality", MODALITIES)

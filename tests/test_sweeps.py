@@ -26,10 +26,11 @@ SWEEP = os.path.join(REPO, "launch", "sweep.py")
 TPU_POD = os.path.join(REPO, "launch", "tpu_pod.sh")
 REAL_ROOT = "--config.data.root=/data/cohort"
 
-EXPECTED_POINTS = {
-    "chexpert_classes": 18, "chexpert_samples": 24, "chexpert_resolution": 15,
-    "rsna_classes": 15, "rsna_samples": 24, "rsna_resolution": 15,
+EXPECTED_POINTS = {  # the study's two GANs per study file
+    "chexpert_classes": 12, "chexpert_samples": 16, "chexpert_resolution": 10,
+    "rsna_classes": 10, "rsna_samples": 16, "rsna_resolution": 10,
     "demo_sweep": 4, "demo": 1, "gan": 3, "classifier": 6, "prepare": 25, "synthesize": 1,
+    "cpu_classes": 4, "calibrate_phantoms": 4,
 }
 STUDY_FILES = {
     "chexpert_classes": (studies.CHEST, "classes"), "chexpert_samples": (studies.CHEST, "samples"),
@@ -60,9 +61,13 @@ def test_every_point_of_every_config_file_validates(path):
             sweeps.check_config(config, require_data_root=False)  # what a dry run accepts
             config = sweeps.load_point_config(point, [REAL_ROOT])
         sweeps.check_config(config)
-        if "fold" in config:
-            sizes = sweeps.fold_sizes(config)
-            assert sum(sizes.values()) == config.fold.num_combinations * config.fold.per_combination
+        if "fold" in config and config.fold.per_combination:
+            fold = config.fold
+            assert sweeps.fold_sizes(config) == {
+                "train": fold.num_combinations * fold.per_combination,
+                "val": fold.num_combinations * fold.val_per_combination,
+                "test": fold.num_combinations * fold.test_per_combination,
+            }
 
 
 @pytest.mark.parametrize("name", sorted(STUDY_FILES))
@@ -71,17 +76,29 @@ def test_study_files_sweep_the_study_values_for_every_model(name):
     configs = [sweeps.load_point_config(p, [REAL_ROOT]) for p in sweeps.expand(f"{REPO}/configs/{name}.py")]
     assert {c.benchmark.study for c in configs} == {name}
     assert {c.data.source for c in configs} == {study.source}
-    for model in configuration.GAN_MODELS:
+    assert {c.gan.model for c in configs} == set(studies.STUDY_MODELS)  # StyleGAN2 is the extension
+    for model in studies.STUDY_MODELS:
         mine = [c for c in configs if c.gan.model == model]
         points = [(c.fold.num_combinations, c.fold.per_combination, c.data.resolution) for c in mine]
+        holdouts = {(c.fold.val_per_combination, c.fold.test_per_combination, c.fold.val_images,
+                     c.fold.test_images, c.fold.min_images) for c in mine}
         if axis == "classes":
-            assert points == [(k, n, study.resolution) for k, n in study.classes]
+            assert points == [(k, n, 32) for k, n in study.classes]
+            assert holdouts == {(*study.classes_holdout, 0, 0, 0)}
         elif axis == "samples":
-            assert points == [(study.samples_classes, n, study.resolution) for n in study.samples]
+            assert points == [(study.samples_classes, n, 32) for n in study.samples]
+            assert holdouts == {(*study.samples_holdout, 0, 0, 0)}
         else:
-            assert points == [(*study.resolution_point, px) for px in studies.RESOLUTIONS]
-        for c in mine:  # the accelerator batch of the study at 8 devices
-            assert c.gan.global_batch_size == studies.PER_DEVICE_BATCH[model][c.data.resolution] * 8
+            assert points == [(0, 0, px) for px in studies.RESOLUTIONS]
+            assert holdouts == {(0, 0, *study.resolution_holdout, study.resolution_min_images)}
+
+
+def test_models_sweep_argument_adds_the_extension_and_rejects_unknown_models():
+    points = sweeps.expand(f"{REPO}/configs/rsna_classes.py:models=pggan+cpd+stylegan2")
+    assert len(points) == 15 and points[-1].name == "model-stylegan2_classes-2_per_class-12500"
+    assert "models" not in points[0].arg  # a sweep argument, not a point's
+    with pytest.raises(configuration.ConfigError, match=r"models='pggan\+gan9'"):
+        sweeps.expand(f"{REPO}/configs/rsna_classes.py:models=pggan+gan9")
 
 
 def test_demo_sizes_default_to_a_fold_their_cohort_holds():
@@ -108,13 +125,13 @@ def test_point_names_flags_and_workdirs():
 def test_fixed_arguments_merge_into_every_point_and_win():
     spec = f"{REPO}/configs/chexpert_classes.py:source=phantom_chest,devices=1"
     points = sweeps.expand(spec)
-    assert len(points) == 18
+    assert len(points) == 12
     assert points[0].arg == "model=pggan,classes=20,per_class=1450,source=phantom_chest,devices=1"
     assert points[0].name == "model-pggan_classes-20_per_class-1450"  # fixed keys are the sweep root's business
     config = sweeps.load_point_config(points[0])
     sweeps.check_config(config)  # a phantom needs no data.root
     assert config.data.source == "phantom_chest"
-    assert config.gan.global_batch_size == studies.PER_DEVICE_BATCH["pggan"][256]
+    assert config.data.resolution == 32
     # A fixed key that the sweep also sets: the fixed value wins and the models collapse.
     pggan = sweeps.expand(f"{REPO}/configs/chexpert_classes.py:model=pggan")
     assert [p.name for p in pggan] == [p.name for p in points[:6]]
@@ -126,10 +143,10 @@ def test_only_filters_all_must_match():
     spec = f"{REPO}/configs/chexpert_classes.py"
     assert len(sweeps.expand(spec, ["model=cpd"])) == 6
     assert [p.name for p in sweeps.expand(spec, ["model=cpd", "classes-6_"])] == ["model-cpd_classes-6_per_class-2300"]
-    assert [p.name for p in sweeps.expand(spec, ["per_class=6300", "style"])] == [
+    assert [p.name for p in sweeps.expand(f"{spec}:models=pggan+stylegan2", ["per_class=6300", "style"])] == [
         "model-stylegan2_classes-2_per_class-6300"]
     assert sweeps.expand(spec, ["model=cpd", "model=pggan"]) == []
-    assert len(sweeps.expand(f"{spec}:devices=16", ["devices=16"])) == 18  # fixed args are matched too
+    assert len(sweeps.expand(f"{spec}:devices=16", ["devices=16"])) == 12  # fixed args are matched too
 
 
 def write_config(tmp_path, name, body):
@@ -158,21 +175,29 @@ def test_bad_config_files_are_named(tmp_path):
         sweeps.expand(twice)
 
 
-@pytest.mark.parametrize("per_combination,fractions", [
-    (10, (0.8, 0.1, 0.1)), (7, (0.8, 0.1, 0.1)), (13, (0.5, 0.25, 0.25)), (9, (0.34, 0.33, 0.33)),
-])
-def test_fold_sizes_equal_make_fold(per_combination, fractions):
+@pytest.mark.parametrize("per_combination,val,test", [(10, 3, 4), (40, 1, 1), (0, 30, 25)])
+def test_fold_sizes_equal_make_fold(per_combination, val, test):
     combinations = [(1, 0, 0), (0, 1, 0), (1, 1, 0), (0, 0, 1)]
     counts = [300, 250, 200, 20]  # the last combination is not among the top 3
     records = [
         ImageRecord(image_id=f"c{c}-{i:03d}", patient_id=f"c{c}-p{i // 2:03d}", labels=combination, path="")
         for c, (combination, count) in enumerate(zip(combinations, counts)) for i in range(count)
     ]
-    fold = folds.make_fold(records, class_names=("a", "b", "c"), dataset="fabricated", num_combinations=3,
-                           per_combination=per_combination, fractions=fractions, seed=3)
     config = configuration.base_config("benchmark")
-    config.fold.num_combinations, config.fold.per_combination, config.fold.fractions = 3, per_combination, fractions
-    assert sweeps.fold_sizes(config) == {split: len(fold.ids[split]) for split in folds.SPLITS}
+    fold_config = config.fold
+    fold_config.num_combinations, fold_config.per_combination = 3, per_combination
+    if per_combination:
+        fold_config.val_per_combination, fold_config.test_per_combination = val, test
+    else:
+        fold_config.val_images, fold_config.test_images = val, test
+    fold = folds.make_fold(
+        records, class_names=("a", "b", "c"), dataset="fabricated", seed=3,
+        **{key: fold_config[key] for key in ("num_combinations", "per_combination", "val_per_combination",
+                                             "test_per_combination", "val_images", "test_images")})
+    expected = {split: len(fold.ids[split]) for split in folds.SPLITS}
+    if not per_combination:
+        expected["train"] = "all"
+    assert sweeps.fold_sizes(config) == expected
 
 
 def run_sweep(*args, cwd):
@@ -184,16 +209,18 @@ def test_dry_run_lists_the_chest_classes_points_without_touching_data(tmp_path):
     result = run_sweep(f"--config={REPO}/configs/chexpert_classes.py", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("model-")]
-    assert len(rows) == 18
+    assert len(rows) == 12
     for point, row in zip(sweeps.expand(f"{REPO}/configs/chexpert_classes.py"), rows):
-        sizes = sweeps.fold_sizes(sweeps.load_point_config(point))
+        config = sweeps.load_point_config(point)
+        sizes = sweeps.fold_sizes(config)
         assert row[0] == point.name
         assert row[7] == f"{sizes['train']}/{sizes['val']}/{sizes['test']}"
+        assert row[9:11] == [str(config.gan.global_batch_size), str(config.gan.num_steps)]
         assert row[-1] == "pending"
-    assert "model-pggan_classes-6_per_class-2300 benchmark chexpert 256 pggan 6 2300 11040/1380/1380 128 46875 " \
-        "pending" \
-        in "\n".join(" ".join(r) for r in rows)
-    assert "18 points (18 pending)" in result.stdout
+    # The study's sizes (create_class_from_xray): 2300 training, 190 val, 170 test images per combination, 32 px.
+    assert rows[3][:9] == ["model-pggan_classes-6_per_class-2300", "benchmark", "chexpert", "32", "pggan", "6",
+                           "2300", "13800/1140/1020", "2300/190/170"]
+    assert "12 points (12 pending)" in result.stdout
     assert os.listdir(tmp_path) == [] and sorted(os.listdir(REPO)) == before
 
     # With a workdir: finished points show as done, and the workdir is not created otherwise.

@@ -19,7 +19,8 @@ def tiny_config(**classifier):
     config.data.resolution = 32
     config.data.phantom_patients = 400
     config.fold.num_combinations = 2
-    config.fold.per_combination = 40
+    config.fold.per_combination = 32
+    config.fold.val_per_combination = config.fold.test_per_combination = 4
     clf = config.classifier
     clf.model = "densenet_tiny"
     clf.tile_to_rgb = False

@@ -25,7 +25,8 @@ def data(config, prepared_dir):
     config.data.phantom_patients = 500
     config.data.prepared_dir = str(prepared_dir)
     config.fold.num_combinations = 2
-    config.fold.per_combination = 40
+    config.fold.per_combination = 32
+    config.fold.val_per_combination = config.fold.test_per_combination = 4
     return config
 
 

@@ -28,7 +28,9 @@ def make_source(data: ml_collections.ConfigDict, source: str | None = None) -> S
     if name in PHANTOM_SOURCES:
         from medgan.data import phantoms
 
-        return phantoms.PhantomSource(name.removeprefix("phantom_"), data.phantom_patients, data.phantom_seed)
+        return phantoms.PhantomSource(
+            name.removeprefix("phantom_"), data.phantom_patients, data.phantom_seed, data.phantom_conspicuity
+        )
     if name == "chexpert":
         from medgan.data import chexpert
 
@@ -94,6 +96,11 @@ def fold_of(fold: ml_collections.ConfigDict, workdir: str, prepared: builders.Pr
         dataset=prepared.name,
         num_combinations=fold.num_combinations,
         per_combination=fold.per_combination,
+        val_per_combination=fold.val_per_combination,
+        test_per_combination=fold.test_per_combination,
+        val_images=fold.val_images,
+        test_images=fold.test_images,
+        min_images=fold.min_images,
         fractions=tuple(fold.fractions),
         seed=fold.seed,
     )

@@ -1,23 +1,35 @@
-"""Benchmark folds: top-k label combinations, n images each, patient-disjoint splits.
+"""Benchmark folds as the study drew them: n training images per label combination, fixed val/test.
 
 docs/ARCHITECTURE.md ("The benchmark definitions"): a *class* is a unique label
-combination (a multi-hot row), not a single finding. A benchmark point keeps
-the k most frequent combinations and exactly n images of each, split 80/10/10
-at the *patient* level, so that no patient contributes to two of train, val and
-test and the real test fold measures generalisation to unseen patients.
+combination (a multi-hot row), not a single finding. The study's dataset tool
+(build_dataset/dataset_tool.py of the study's repository) splits *patients*
+first, then draws per combination: n is the number of **training** images of
+each combination, and validation and test hold a **fixed** number per
+combination, the same at every point of a sweep, so that points differ only in
+what they train on and the test set of a combination is the same at every k
+and n (nested). The resolution sweep is unbalanced instead: every combination
+with more than `min_images` images, all its training-patient images, and a
+fixed total of validation and test images stratified by combination.
 
 Procedure of `make_fold` (deterministic for a seed):
 1. Count images per combination; keep the k most frequent (ties: the
-   lexicographically smaller multi-hot tuple first).
+   lexicographically smaller multi-hot tuple first), or with k = 0 every
+   combination with more than `min_images` images.
 2. Assign every patient of the cohort to train/val/test: sort the patient ids,
-   permute them with the seed, cut at round(cumulative fraction × #patients).
+   permute them with the seed, cut at round(cumulative fraction x #patients).
    Splitting all patients, not only those of the kept combinations, keeps a
    patient's split independent of k and n for a given seed.
-3. Per combination, quotas are n × fraction rounded by largest remainder, so
-   they sum to exactly n (ties: the earlier split gets the extra image).
+3. Quotas per combination and split. Balanced (n > 0): n, val_per_combination,
+   test_per_combination. Unbalanced (n = 0): every training image, and
+   val_images / test_images apportioned over the combinations in proportion
+   to their images among that split's patients (largest remainder).
 4. Per combination and split, draw the quota from that split's patients'
-   images of that combination (sorted ids, permuted with a seed derived from
-   the seed, the combination and the split).
+   images of that combination: a permutation of the sorted ids seeded by
+   (seed, combination, split) and its first `quota` entries. The permutation
+   depends on neither k nor n, so a smaller n trains on a prefix of a larger
+   n's images and every k tests a combination on the same images.
+A combination whose split holds fewer images than its quota fails the whole
+fold before any training, with every shortfall listed.
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ from medgan import fileio
 from medgan.data.records import ImageRecord
 
 SPLITS = ("train", "val", "test")
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: n counts training images; val/test fixed per combination
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +67,15 @@ class Fold:
       counts: split name -> images per combination (same order as
         `combinations`).
       available: images per combination in the whole cohort.
-      num_combinations, per_combination, fractions, seed: the request.
+      num_combinations: k (0: every combination with more than min_images).
+      per_combination: n, training images per combination (0: all, unbalanced).
+      val_per_combination, test_per_combination: the balanced fold's fixed
+        validation and test images per combination.
+      val_images, test_images: the unbalanced fold's validation and test
+        totals, stratified by combination.
+      min_images: with k = 0, a combination is kept if it has more images.
+      fractions: of the *patients* in train, val, test.
+      seed: the patient split and every draw.
     """
 
     dataset: str
@@ -66,8 +86,17 @@ class Fold:
     available: tuple[int, ...]
     num_combinations: int
     per_combination: int
+    val_per_combination: int
+    test_per_combination: int
     fractions: tuple[float, ...]
     seed: int
+    val_images: int = 0
+    test_images: int = 0
+    min_images: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.per_combination > 0
 
     def combination_names(self, combination: Sequence[int]) -> tuple[str, ...]:
         """The positive findings of a multi-hot row, e.g. ("Cardiomegaly", "Edema")."""
@@ -81,6 +110,11 @@ def make_fold(
     dataset: str,
     num_combinations: int,
     per_combination: int,
+    val_per_combination: int = 0,
+    test_per_combination: int = 0,
+    val_images: int = 0,
+    test_images: int = 0,
+    min_images: int = 0,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int,
 ) -> Fold:
@@ -91,18 +125,23 @@ def make_fold(
         labels of length K = len(class_names), non-empty patient ids.
       class_names: names of the label positions.
       dataset: name of the prepared dataset, recorded in the manifest.
-      num_combinations: k, how many label combinations to keep.
-      per_combination: n, images per combination over all splits.
-      fractions: of train, val, test; non-negative, summing to 1.
+      num_combinations: k, how many label combinations to keep; 0 keeps every
+        combination with more than `min_images` images.
+      per_combination: n, training images per combination; 0 trains on every
+        image of the training patients (unbalanced, the resolution sweep).
+      val_per_combination, test_per_combination: fixed per combination (n > 0).
+      val_images, test_images: totals stratified by combination (n = 0).
+      min_images: see num_combinations.
+      fractions: of the patients in train, val, test; positive, summing to 1.
       seed: makes the patient split and the image draw reproducible.
 
     Raises:
-      ValueError: impossible request; the message says what exists (how many
-        distinct combinations; for a combination and split, how many images
-        are available versus requested).
+      ValueError: impossible request; the message lists every combination and
+        split that holds fewer images than requested, with both counts.
     """
     fractions = tuple(float(f) for f in fractions)
-    _check_request(records, class_names, num_combinations, per_combination, fractions)
+    _check_request(records, class_names, num_combinations, per_combination, val_per_combination,
+                   test_per_combination, val_images, test_images, fractions)
 
     by_combination: dict[tuple[int, ...], list[ImageRecord]] = collections.defaultdict(list)
     for record in records:
@@ -113,23 +152,42 @@ def make_fold(
             f"{dataset}: {num_combinations} label combinations requested but the cohort has only "
             f"{len(ranked)} distinct combinations"
         )
-    combinations = tuple(ranked[:num_combinations])
+    if num_combinations == 0:
+        combinations = tuple(c for c in ranked if len(by_combination[c]) > min_images)
+        if not combinations:
+            raise ValueError(f"{dataset}: no label combination has more than min_images={min_images} images")
+    else:
+        combinations = tuple(ranked[:num_combinations])
 
     split_of_patient = _assign_patients(records, fractions, seed)
-    quotas = largest_remainder(per_combination, fractions)
+    pools = {
+        (combination, split): sorted(
+            r.image_id for r in by_combination[combination] if split_of_patient[r.patient_id] == split
+        )
+        for combination in combinations
+        for split in SPLITS
+    }
+    quotas = _quotas(combinations, pools, per_combination, val_per_combination, test_per_combination,
+                     val_images, test_images)
+    shortfalls = [
+        f"{'+'.join(n for n, b in zip(class_names, c) if b) or '(none)'} {list(c)} {split}: "
+        f"{len(pools[c, split])} images among the {split} patients, {quotas[c, split]} requested"
+        for c in combinations
+        for split in SPLITS
+        if quotas[c, split] > len(pools[c, split])
+    ]
+    if shortfalls:
+        raise ValueError(
+            f"{dataset}: the cohort is too small for this fold (k={num_combinations}, n={per_combination}, "
+            f"val/test per combination {val_per_combination}/{test_per_combination}, patient fractions "
+            f"{fractions}); missing:\n  " + "\n  ".join(shortfalls)
+        )
+
     ids: dict[str, list[str]] = {s: [] for s in SPLITS}
     counts: dict[str, list[int]] = {s: [] for s in SPLITS}
     for combination in combinations:
-        names = "+".join(n for n, b in zip(class_names, combination) if b) or "(none)"
-        for split, quota in zip(SPLITS, quotas):
-            pool = sorted(r.image_id for r in by_combination[combination] if split_of_patient[r.patient_id] == split)
-            if quota > len(pool):
-                raise ValueError(
-                    f"{dataset}: combination {names} {list(combination)} has {len(pool)} images among the "
-                    f"{split} patients but {quota} are requested (per_combination={per_combination}, "
-                    f"{split} fraction {fractions[SPLITS.index(split)]}); it has "
-                    f"{len(by_combination[combination])} images overall"
-                )
+        for split in SPLITS:
+            pool, quota = pools[combination, split], quotas[combination, split]
             rng = np.random.default_rng([seed, _stable_hash(combination), SPLITS.index(split)])
             chosen = rng.permutation(len(pool))[:quota]
             ids[split].extend(pool[i] for i in chosen)
@@ -144,9 +202,38 @@ def make_fold(
         available=tuple(len(by_combination[c]) for c in combinations),
         num_combinations=num_combinations,
         per_combination=per_combination,
+        val_per_combination=val_per_combination,
+        test_per_combination=test_per_combination,
+        val_images=val_images,
+        test_images=test_images,
+        min_images=min_images,
         fractions=fractions,
         seed=seed,
     )
+
+
+def _quotas(
+    combinations: Sequence[tuple[int, ...]],
+    pools: Mapping[tuple[tuple[int, ...], str], Sequence[str]],
+    per_combination: int,
+    val_per_combination: int,
+    test_per_combination: int,
+    val_images: int,
+    test_images: int,
+) -> dict[tuple[tuple[int, ...], str], int]:
+    """(combination, split) -> images to draw (step 3 of the module docstring)."""
+    if per_combination > 0:
+        per_split = {"train": per_combination, "val": val_per_combination, "test": test_per_combination}
+        return {(c, split): per_split[split] for c in combinations for split in SPLITS}
+    quotas = {(c, "train"): len(pools[c, "train"]) for c in combinations}
+    for split, total in (("val", val_images), ("test", test_images)):
+        available = [len(pools[c, split]) for c in combinations]
+        if sum(available) == 0:
+            shares = [0] * len(combinations) if total == 0 else [total] + [0] * (len(combinations) - 1)
+        else:
+            shares = largest_remainder(total, tuple(a / sum(available) for a in available))
+        quotas.update({(c, split): share for c, share in zip(combinations, shares)})
+    return quotas
 
 
 def write_manifest(fold: Fold, path: str | os.PathLike) -> None:
@@ -159,6 +246,11 @@ def write_manifest(fold: Fold, path: str | os.PathLike) -> None:
         "parameters": {
             "num_combinations": fold.num_combinations,
             "per_combination": fold.per_combination,
+            "val_per_combination": fold.val_per_combination,
+            "test_per_combination": fold.test_per_combination,
+            "val_images": fold.val_images,
+            "test_images": fold.test_images,
+            "min_images": fold.min_images,
             "fractions": list(fold.fractions),
         },
         "seed": fold.seed,
@@ -181,7 +273,10 @@ def read_manifest(path: str | os.PathLike) -> Fold:
     path = Path(path)
     payload: dict[str, Any] = json.loads(path.read_text())
     if payload.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{path}: manifest format {payload.get('format')!r}, expected {MANIFEST_FORMAT}")
+        raise ValueError(
+            f"{path}: manifest format {payload.get('format')!r}, expected {MANIFEST_FORMAT} (format 1 split n "
+            "images 80/10/10; draw the fold again by removing the manifest, or run the point in a new workdir)"
+        )
     params = payload["parameters"]
     combos = payload["combinations"]
     return Fold(
@@ -193,6 +288,11 @@ def read_manifest(path: str | os.PathLike) -> Fold:
         available=tuple(c["available"] for c in combos),
         num_combinations=params["num_combinations"],
         per_combination=params["per_combination"],
+        val_per_combination=params["val_per_combination"],
+        test_per_combination=params["test_per_combination"],
+        val_images=params["val_images"],
+        test_images=params["test_images"],
+        min_images=params["min_images"],
         fractions=tuple(params["fractions"]),
         seed=payload["seed"],
     )
@@ -203,14 +303,30 @@ def _check_request(
     class_names: Sequence[str],
     num_combinations: int,
     per_combination: int,
+    val_per_combination: int,
+    test_per_combination: int,
+    val_images: int,
+    test_images: int,
     fractions: tuple[float, ...],
 ) -> None:
-    if num_combinations < 1 or per_combination < 1:
+    sizes = {"num_combinations": num_combinations, "per_combination": per_combination,
+             "val_per_combination": val_per_combination, "test_per_combination": test_per_combination,
+             "val_images": val_images, "test_images": test_images}
+    negative = {name: value for name, value in sizes.items() if value < 0}
+    if negative:
+        raise ValueError(f"fold sizes must be >= 0, got {negative}")
+    if per_combination > 0 and (val_per_combination < 1 or test_per_combination < 1):
         raise ValueError(
-            f"num_combinations and per_combination must be >= 1, got {num_combinations} and {per_combination}"
+            f"a balanced fold (per_combination={per_combination}) needs val_per_combination and "
+            f"test_per_combination >= 1, got {val_per_combination} and {test_per_combination}"
         )
-    if len(fractions) != len(SPLITS) or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0):
-        raise ValueError(f"fractions must be {len(SPLITS)} non-negative numbers {SPLITS} summing to 1, got {fractions}")
+    if per_combination == 0 and (val_images < 1 or test_images < 1):
+        raise ValueError(
+            f"an unbalanced fold (per_combination=0) needs val_images and test_images >= 1, "
+            f"got {val_images} and {test_images}"
+        )
+    if len(fractions) != len(SPLITS) or min(fractions) <= 0 or not math.isclose(sum(fractions), 1.0):
+        raise ValueError(f"fractions must be {len(SPLITS)} positive numbers {SPLITS} summing to 1, got {fractions}")
     if not records:
         raise ValueError("no records to draw a fold from")
     seen: set[str] = set()

@@ -46,14 +46,12 @@ class GeneratedSource:
 
 
 def counts_per_combination(fold: folds.Fold, per_combination: int) -> dict[str, list[int]]:
-    """Images to generate per split and combination: the real train/val counts, or N split like the fold."""
-    if per_combination == 0:
-        return {split: list(fold.counts[split]) for split in SPLITS}
-    train_fraction, val_fraction = fold.fractions[0], fold.fractions[1]
-    val = int(round(per_combination * val_fraction / (train_fraction + val_fraction)))
-    val = min(max(val, 1), per_combination - 1) if per_combination > 1 else 0
-    k = len(fold.combinations)
-    return {"train": [per_combination - val] * k, "val": [val] * k}
+    """Images to generate per split and combination: the real fold's train/val counts (0), or
+    N training images per combination beside the real fold's validation counts."""
+    counts = {split: list(fold.counts[split]) for split in ("train", "val")}
+    if per_combination:
+        counts["train"] = [per_combination] * len(fold.combinations)
+    return counts
 
 
 def plan(fold: folds.Fold, counts: dict[str, list[int]]) -> tuple[list[ImageRecord], list[str]]:
@@ -78,6 +76,6 @@ def synthetic_fold(fold: folds.Fold, dataset: str, records: Sequence[ImageRecord
     return folds.Fold(
         dataset=dataset, class_names=fold.class_names, combinations=fold.combinations,
         ids={**ids, "test": ()}, counts={**counts, "test": [0] * len(totals)}, available=tuple(totals),
-        num_combinations=len(fold.combinations), per_combination=max(totals), fractions=fold.fractions,
-        seed=seed,
+        num_combinations=len(fold.combinations), per_combination=max(counts["train"]),
+        val_per_combination=max(counts["val"]), test_per_combination=0, fractions=fold.fractions, seed=seed,
     )

@@ -25,36 +25,57 @@ from medgan import configuration
 
 @dataclasses.dataclass(frozen=True)
 class Study:
-    """One cohort's three sweeps: label combinations, samples per combination, resolution."""
+    """One cohort's three sweeps, with the fold sizes of the study's dataset tool.
+
+    n is always the number of *training* images per label combination;
+    validation and test images are fixed per combination (`*_holdout`, the same
+    at every point of a sweep), or fixed totals stratified by combination for
+    the unbalanced resolution sweep (medgan/data/folds.py).
+    """
 
     source: str  # the real cohort
     phantom: str  # its phantom stand-in
-    classes: tuple[tuple[int, int], ...]  # classes sweep: (combinations k, images per combination n)
+    classes: tuple[tuple[int, int], ...]  # classes sweep: (combinations k, training images per combination n)
+    classes_holdout: tuple[int, int]  # (val, test) images per combination
     samples: tuple[int, ...]  # samples sweep: n at k = samples_classes
     samples_classes: int
-    resolution_point: tuple[int, int]  # (k, n) of the resolution sweep
-    resolution: int = 256  # px of the classes and samples sweeps
+    samples_holdout: tuple[int, int]
+    resolution_min_images: int  # the resolution sweep keeps every combination with more images
+    resolution_holdout: tuple[int, int]  # (val, test) images in all, stratified by combination
+    resolution: int = 32  # px of the classes and samples sweeps (the study's README: "at 32x32")
 
 
+# build_dataset/dataset_tool.py of the study: create_class_from_xray, create_samples_from_xray
+# (the combinations with >= 7,400 images: 2), create_from_xray (> 256 images, 4,000/4,000).
 CHEST = Study(
     source="chexpert",
     phantom="phantom_chest",
     classes=((20, 1450), (15, 1600), (10, 2000), (6, 2300), (4, 3900), (2, 6300)),
+    classes_holdout=(190, 170),
     samples=(5950, 4500, 3000, 1500, 1000, 500, 400, 200),
-    # The largest n, 5950, exists only at k = 2 (6300 images per combination there).
     samples_classes=2,
-    resolution_point=(6, 2300),
+    samples_holdout=(750, 750),
+    resolution_min_images=256,
+    resolution_holdout=(4000, 4000),
 )
+# create_class_from_brain, create_samples_from_brain (6 combinations), create_from_brain (> 110 images).
 BRAIN = Study(
     source="rsna_ich",
     phantom="phantom_head_ct",
     classes=((10, 2500), (8, 3120), (6, 4170), (4, 6250), (2, 12500)),
+    classes_holdout=(300, 200),
     samples=(5400, 4500, 3000, 1500, 1000, 500, 300, 100),
-    samples_classes=4,  # 5400 <= 6250, the n of k = 4
-    resolution_point=(6, 4170),
+    samples_classes=6,
+    samples_holdout=(500, 500),
+    resolution_min_images=110,
+    resolution_holdout=(4000, 4000),
 )
 STUDIES = {"chest": CHEST, "brain": BRAIN}
 RESOLUTIONS = (32, 64, 128, 256, 512)
+# The study compared these two; StyleGAN2-ADA is medgan's extension (sweeps add it with models=pggan+cpd+stylegan2).
+STUDY_MODELS = ("pggan", "cpd")
+EXTENSION_MODELS = ("stylegan2",)
+DEFAULT_MODELS = "+".join(STUDY_MODELS)  # the `models` sweep argument's default
 
 # Per-device batch that fits a 16 GB (14.9 GiB) accelerator at the default widths,
 # from the peak of memory_analysis() (`launch/bench.py gan --memory`, BENCHMARKS.md
@@ -79,13 +100,17 @@ FID_EVERY_KIMG = 200
 
 def point_config(
     *, source: str, resolution: int, classes: int, per_class: int, model: str,
-    devices: int = 8, patients: int = 3000, study: str = "",
+    holdout: tuple[int, int], devices: int = 8, patients: int = 3000, study: str = "", min_images: int = 0,
 ) -> ml_collections.ConfigDict:
     """The `benchmark` config of one point at study scale (accelerator sizes).
 
     source: a real cohort or a phantom (then `patients` phantom patients are
-    rendered); devices: accelerators the point runs on (the global batch is
-    `PER_DEVICE_BATCH * devices`); study: recorded in results.json.
+    rendered); classes, per_class: k and n (training images per combination;
+    per_class 0 = the unbalanced fold of the resolution sweep, classes 0 =
+    every combination with more than `min_images`); holdout: (val, test) per
+    combination, or in all for per_class 0; devices: accelerators the point
+    runs on (the global batch is `PER_DEVICE_BATCH * devices`); study:
+    recorded in results.json.
     """
     if model not in PER_DEVICE_BATCH:
         raise configuration.ConfigError(f"config argument model={model!r}: expected one of {sorted(PER_DEVICE_BATCH)}")
@@ -99,6 +124,13 @@ def point_config(
     config.data.phantom_patients = patients
     config.fold.num_combinations = classes
     config.fold.per_combination = per_class
+    config.fold.min_images = min_images
+    if per_class:
+        config.fold.val_per_combination, config.fold.test_per_combination = holdout
+        config.fold.val_images = config.fold.test_images = 0
+    else:
+        config.fold.val_images, config.fold.test_images = holdout
+        config.fold.val_per_combination = config.fold.test_per_combination = 0
 
     gan = config.gan
     gan.model = model
@@ -124,25 +156,46 @@ def study_config(arg: str | None, study: Study, axis: str, name: str) -> ml_coll
     """`get_config(arg)` of a study file: the point `arg` picks on `axis` of `study`.
 
     Colon arguments: model, classes, per_class, resolution, source (the real
-    cohort, or its phantom to run without it), devices, patients. Defaults
-    are the axis's fixed point: (k, n) of the resolution point for the classes
-    and resolution sweeps, the largest n at `samples_classes` for the samples sweep.
+    cohort, or its phantom to run without it), devices, patients. Defaults are
+    the axis's first point: the largest k of the classes sweep, the largest n
+    of the samples sweep, and the unbalanced fold (classes=0, per_class=0) of
+    the resolution sweep at 256 px.
     """
     if axis not in AXES:
         raise ValueError(f"axis {axis!r}: expected one of {AXES}")
-    k, n = (study.samples_classes, study.samples[0]) if axis == "samples" else study.resolution_point
+    if axis == "classes":
+        (k, n), holdout, px, min_images = study.classes[0], study.classes_holdout, study.resolution, 0
+    elif axis == "samples":
+        k, n, holdout, px, min_images = (study.samples_classes, study.samples[0], study.samples_holdout,
+                                         study.resolution, 0)
+    else:
+        k, n, holdout, px, min_images = 0, 0, study.resolution_holdout, 256, study.resolution_min_images
     args = configuration.parse_arg(
-        arg, model="pggan", classes=k, per_class=n, resolution=study.resolution, source=study.source,
-        devices=8, patients=3000,
+        arg, model="pggan", classes=k, per_class=n, resolution=px, source=study.source, devices=8, patients=3000,
     )
     return point_config(
         source=args.source, resolution=args.resolution, classes=args.classes, per_class=args.per_class,
-        model=args.model, devices=args.devices, patients=args.patients, study=name,
+        model=args.model, holdout=holdout, devices=args.devices, patients=args.patients, study=name,
+        min_images=min_images,
     )
 
 
-def study_sweep(study: Study, axis: str) -> list[str]:
-    """`get_sweep()` of a study file: every value of `axis` for every GAN model."""
+def parse_models(models: str) -> tuple[str, ...]:
+    """"pggan+cpd+stylegan2" -> the GAN models of a sweep, each checked against GAN_MODELS."""
+    names = tuple(m for m in models.split("+") if m)
+    unknown = [m for m in names if m not in configuration.GAN_MODELS]
+    if not names or unknown:
+        raise configuration.ConfigError(
+            f"sweep argument models={models!r}: expected '+'-separated names from {configuration.GAN_MODELS}"
+        )
+    return names
+
+
+def study_sweep(study: Study, axis: str, models: str = DEFAULT_MODELS) -> list[str]:
+    """`get_sweep(models)` of a study file: every value of `axis` for each GAN of `models`.
+
+    The study's two GANs by default; `models=pggan+cpd+stylegan2` adds medgan's extension.
+    """
     if axis == "classes":
         values = [f"classes={k},per_class={n}" for k, n in study.classes]
     elif axis == "samples":
@@ -151,17 +204,28 @@ def study_sweep(study: Study, axis: str) -> list[str]:
         values = [f"resolution={px}" for px in RESOLUTIONS]
     else:
         raise ValueError(f"axis {axis!r}: expected one of {AXES}")
-    return [f"model={model},{value}" for model in configuration.GAN_MODELS for value in values]
+    return [f"model={model},{value}" for model in parse_models(models) for value in values]
 
 
 def _steps(kimg: int, global_batch_size: int) -> int:
     return max(1, round(kimg * 1000 / global_batch_size))
 
 
+# Phantom cohorts on a CPU are small: the patients are split 50/20/30 (the
+# study: 80/10/10 of a cohort of 65,000 patients) so that the fixed test sets
+# hold enough images of the rarer combinations for DeLong intervals that can
+# separate points.
+CPU_PATIENT_FRACTIONS = (0.5, 0.2, 0.3)
+# (val, test) images per combination of the CPU sizes.
+CPU_HOLDOUT = {"demo": (20, 50), "tiny": (4, 8)}
+
+
 def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
     """Shrinks a point to run on a CPU: "demo" (minutes per point) or "tiny" (seconds, for tests).
 
-    "tiny" also renders at most 600 phantom patients.
+    "tiny" also renders at most 1,200 phantom patients: enough for 2
+    combinations x 100 training images among the half of the patients that
+    train (the SLURM cluster test's largest point).
 
     "demo" is the point `make demo` runs: small DenseNet with the 3x3/1 stem
     (keeps 32 px findings; the ImageNet stem's 4x reduction loses them) and a
@@ -170,6 +234,7 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
     if size not in ("demo", "tiny"):
         raise configuration.ConfigError(f"config argument size={size!r}: expected 'demo' or 'tiny'")
     clf, gan = config.classifier, config.gan
+    config.fold.fractions = CPU_PATIENT_FRACTIONS
     clf.model, clf.stem, clf.tile_to_rgb = "densenet_tiny", "small", False
     gan.latent_dim, gan.w_dim, gan.mapping_layers = 64, 64, 2
     if size == "demo":
@@ -191,7 +256,7 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         gan.fid_patience = 0  # six evaluations are too few to stop on: keep the best-FD checkpoint
         gan.log_every = 100
     else:
-        config.data.phantom_patients = min(config.data.phantom_patients, 600)
+        config.data.phantom_patients = min(config.data.phantom_patients, 1200)
         clf.global_batch_size = 8
         clf.num_steps = clf.eval_every = clf.checkpoint_every = clf.log_every = 4
         gan.latent_dim, gan.w_dim = 16, 16
@@ -204,4 +269,33 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         gan.fid_patience = 0
         config.synthesize.global_batch_size = 16
         config.benchmark.report_samples = 2
+    return config
+
+
+# The classes sweep at CPU size (configs/cpu_classes.py): (k, n) like the study's
+# pairs scaled down, the ends of the sweep first; (val, test) per combination.
+CPU_CLASSES_POINTS = ((2, 320), (10, 100), (6, 120), (4, 200))
+CPU_CLASSES_HOLDOUT = (50, 100)
+CPU_CLASSES_PATIENTS = 8000  # phantom head CT patients: >= 100 test images of the 10th combination
+
+
+def cpu_classes_config(
+    *, classes: int, per_class: int, model: str = "pggan", conspicuity: float, gan_steps: int = 1500,
+    patients: int = CPU_CLASSES_PATIENTS,
+) -> ml_collections.ConfigDict:
+    """One point of the CPU classes sweep: phantom head CT at 32 px, the demo's judge, `gan_steps` GAN steps.
+
+    The progressive GAN grows 8 -> 16 -> 32 px in 200-step fade-ins and
+    stabilisations (full size from step 1,000) and is scored every 250 steps.
+    """
+    config = point_config(
+        source="phantom_head_ct", resolution=32, classes=classes, per_class=per_class, model=model,
+        holdout=CPU_CLASSES_HOLDOUT, devices=1, patients=patients, study="cpu_classes",
+    )
+    config = cpu_scale(config, "demo")
+    config.data.phantom_conspicuity = float(conspicuity)
+    gan = config.gan
+    gan.num_steps = gan_steps
+    gan.steps_per_phase = 200
+    gan.fid_every = gan.sample_every = gan.checkpoint_every = 250
     return config

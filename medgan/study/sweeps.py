@@ -18,6 +18,7 @@ import argparse
 import copy
 import dataclasses
 import importlib.util
+import inspect
 import os
 import re
 import sys
@@ -123,10 +124,12 @@ def point_name(keys: Sequence[str], merged: Mapping[str, str]) -> str:
 def expand(config_spec: str, only: Sequence[str] = ()) -> list[Point]:
     """The points of a config file's sweep, fixed arguments merged in, filtered by `only`.
 
-    config_spec: "configs/x.py[:k=v,...]". The fixed arguments after the colon
-      are added to every point of `get_sweep()`; a key given both ways takes
-      the fixed value (`configs/chexpert_classes.py:model=pggan` runs pggan
-      only: the three models collapse into one point each).
+    config_spec: "configs/x.py[:k=v,...]". A fixed argument named like a
+      parameter of `get_sweep` goes to it (`configs/chexpert_classes.py:
+      models=pggan+cpd+stylegan2`); the others are added to every point of the
+      sweep, and a key given both ways takes the fixed value
+      (`configs/chexpert_classes.py:model=pggan` runs pggan only: the models
+      collapse into one point each).
     only: every filter must match. "k=v" matches a point whose merged
       arguments have k=v exactly; any other string is a substring of the name.
 
@@ -137,7 +140,8 @@ def expand(config_spec: str, only: Sequence[str] = ()) -> list[Point]:
     path, fixed_arg = split_spec(config_spec)
     module = load_config_module(path)
     fixed = parse_items(fixed_arg, f"--config={config_spec}")
-    sweep = module.get_sweep()
+    sweep_parameters = inspect.signature(module.get_sweep).parameters
+    sweep = module.get_sweep(**{key: fixed.pop(key) for key in list(fixed) if key in sweep_parameters})
     if isinstance(sweep, str) or not all(isinstance(arg, str) for arg in sweep):
         raise configuration.ConfigError(f"config file {path}: get_sweep() must return a list of argument strings")
     filters = [_parse_filter(f) for f in only]
@@ -236,16 +240,18 @@ def check_config(config: ml_collections.ConfigDict, *, require_data_root: bool =
     configuration.validate(config)
 
 
-def fold_sizes(config: ml_collections.ConfigDict) -> dict[str, int]:
+def fold_sizes(config: ml_collections.ConfigDict) -> dict[str, int | str]:
     """Images in the train/val/test splits of the point's fold, without reading data.
 
-    Every kept combination contributes per_combination images split by the
-    largest-remainder quotas of `folds.make_fold`, so each split holds
-    num_combinations x its quota (make_fold raises if the cohort has fewer).
+    A balanced fold holds k x (n, val, test per combination) exactly
+    (`folds.make_fold` raises if the cohort has fewer); an unbalanced one
+    trains on every training image ("all") beside its fixed val/test totals.
     """
     fold = config.fold
-    quotas = folds.largest_remainder(fold.per_combination, tuple(float(f) for f in fold.fractions))
-    return {split: fold.num_combinations * quota for split, quota in zip(folds.SPLITS, quotas)}
+    if fold.per_combination == 0:
+        return {"train": "all", "val": fold.val_images, "test": fold.test_images}
+    per_split = (fold.per_combination, fold.val_per_combination, fold.test_per_combination)
+    return {split: fold.num_combinations * size for split, size in zip(folds.SPLITS, per_split)}
 
 
 def describe(point: Point, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -262,9 +268,11 @@ def describe(point: Point, overrides: Sequence[str] = ()) -> dict[str, Any]:
         "source": config.data.source,
         "resolution": config.data.resolution,
         "model": gan and gan.model,
-        "num_combinations": fold and fold.num_combinations,
-        "per_combination": fold and fold.per_combination,
+        "num_combinations": fold and (fold.num_combinations or f">{fold.min_images} images"),
+        "per_combination": fold and (fold.per_combination or "all"),
         "fold": fold_sizes(config) if fold else None,
+        "fold_per_combination": fold and fold.per_combination and "/".join(
+            str(size) for size in (fold.per_combination, fold.val_per_combination, fold.test_per_combination)),
         "gan_global_batch_size": gan and gan.global_batch_size,
         "gan_num_steps": gan and gan.num_steps,
     }
@@ -279,8 +287,8 @@ def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-DRY_RUN_HEADER = ("point", "job", "source", "px", "model", "k", "n", "train/val/test", "gan batch", "gan steps",
-                  "status")
+DRY_RUN_HEADER = ("point", "job", "source", "px", "model", "k", "n", "train/val/test", "per combination",
+                  "gan batch", "gan steps", "status")
 
 
 def dry_run_row(point: Point, root: str | None, overrides: Sequence[str] = ()) -> list[Any]:
@@ -296,6 +304,7 @@ def dry_run_row(point: Point, root: str | None, overrides: Sequence[str] = ()) -
         info["num_combinations"],
         info["per_combination"],
         None if fold is None else "/".join(str(fold[s]) for s in folds.SPLITS),
+        info["fold_per_combination"] or None,
         info["gan_global_batch_size"],
         info["gan_num_steps"],
         "done" if root and point.done(root) else "pending",

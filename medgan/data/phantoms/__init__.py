@@ -23,7 +23,7 @@ The public API is what this package exports; its modules are:
   chest      the PA chest radiograph and one rule per CheXpert finding
   head_ct    the axial head CT slice and one rule per haemorrhage subtype
   mammo      the mammogram patch, masses and calcifications
-  rendering  render_chest, render_head_ct_hu, render_mammo, finding_region
+  rendering  render_chest, render_head_ct_hu, render_mammo, finding_region; conspicuity
   cohorts    sample_cohort and PhantomSource (a cohort as a medgan Source)
   layouts    writers of the CheXpert and RSNA ICH on-disk layouts
 """
@@ -32,6 +32,7 @@ from medgan.data.phantoms.cohorts import RENDERER_VERSION, PhantomSource, sample
 from medgan.data.phantoms.head_ct import HU_RANGE
 from medgan.data.phantoms.layouts import PathLike, chexpert_patient_id, write_chexpert_layout, write_rsna_layout
 from medgan.data.phantoms.rendering import (
+    DEFAULT_CONSPICUITY,
     MAX_RESOLUTION,
     MIN_RESOLUTION,
     MODALITIES,
@@ -43,6 +44,7 @@ from medgan.data.phantoms.rendering import (
 from medgan.data.phantoms.seeds import render_seeds
 
 __all__ = [
+    "DEFAULT_CONSPICUITY",
     "HU_RANGE",
     "MAX_RESOLUTION",
     "MIN_RESOLUTION",

@@ -12,7 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from medgan.data.labels import CHEXPERT_FINDINGS, CLASSES_BY_MODALITY
-from medgan.data.phantoms.rendering import check_modality, render_chest, render_head_ct_hu, render_mammo
+from medgan.data.phantoms.rendering import (
+    DEFAULT_CONSPICUITY,
+    check_conspicuity,
+    check_modality,
+    render_chest,
+    render_head_ct_hu,
+    render_mammo,
+)
 from medgan.data.phantoms.seeds import _rng, render_seeds
 from medgan.data.records import ImageRecord
 from medgan.data.windowing import WINDOWS, apply_window
@@ -141,27 +148,34 @@ def sample_cohort(modality: str, num_patients: int, seed: int) -> list[ImageReco
     return records
 
 
-def _render_uint8(modality: str, labels: Sequence[int], resolution: int, seed: int, acquisition: int) -> np.ndarray:
+def _render_uint8(
+    modality: str, labels: Sequence[int], resolution: int, seed: int, acquisition: int, conspicuity: float
+) -> np.ndarray:
     """uint8 [R, R] of any modality; head CT through the brain window."""
     if modality == "head_ct":
-        return apply_window(render_head_ct_hu(labels, resolution, seed, acquisition), *WINDOWS["brain"])
+        hu = render_head_ct_hu(labels, resolution, seed, acquisition, conspicuity)
+        return apply_window(hu, *WINDOWS["brain"])
     renderer = render_chest if modality == "chest" else render_mammo
-    return renderer(labels, resolution, seed, acquisition)
+    return renderer(labels, resolution, seed, acquisition, conspicuity)
 
 
 class PhantomSource:
     """A phantom cohort as a medgan Source (medgan.data.sources): rendered on load, nothing on disk.
 
     Head CT is loaded through the brain window (40/80), like RSNA ICH's default.
+    `conspicuity` scales the findings' contrast (rendering.py); it is part of
+    the source's identity, so shards prepared at another value are not reused.
     """
 
     channels = 1
 
-    def __init__(self, modality: str, num_patients: int, seed: int):
+    def __init__(self, modality: str, num_patients: int, seed: int, conspicuity: float = DEFAULT_CONSPICUITY):
         check_modality(modality)
+        check_conspicuity(conspicuity)
         self.modality = modality
         self.num_patients = num_patients
         self.seed = seed
+        self.conspicuity = float(conspicuity)
         self.version = RENDERER_VERSION  # part of the prepared shards' fingerprint
         self.name = f"phantom_{modality}"
         self.class_names = CLASSES_BY_MODALITY[modality]
@@ -174,5 +188,5 @@ class PhantomSource:
 
     def load(self, record: ImageRecord, resolution: int) -> tuple[np.ndarray, str]:
         seed, acquisition = render_seeds(self.seed, record)
-        image = _render_uint8(self.modality, record.labels, resolution, seed, acquisition)
+        image = _render_uint8(self.modality, record.labels, resolution, seed, acquisition, self.conspicuity)
         return image[..., None], record.patient_id
