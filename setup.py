@@ -35,6 +35,7 @@ setup(
         "absl-py>=2",
         "numpy>=1.26",
         "pillow>=10",
+        "h5py>=3.10,<4",  # Keras' published ImageNet weights for the judge (models/keras_weights)
         # DICOM, plus the decoders for the compressed transfer syntaxes clinical
         # archives deliver (JPEG lossless/baseline, JPEG 2000, RLE).
         "pydicom>=3,<4",

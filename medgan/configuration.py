@@ -94,6 +94,14 @@ def classifier_config() -> ml_collections.ConfigDict:
             "tile_to_rgb": True,  # grayscale tiled to 3 channels, as the study's ImageNet-style net
             # "" keeps the preset's stem; "imagenet" (7x7/2 + max-pool) or "small" (3x3/1).
             "stem": "",
+            # The judge's input path, on device inside the network (models/classifiers):
+            # resize to input_size px (0 = the image's own size; the study: 224, TF1
+            # bilinear), then "imagenet" normalises with the ImageNet mean/std ("none" keeps [-1, 1]).
+            "input_size": 0,
+            "normalization": "none",
+            # A Keras 2 weights file (the study: Keras' densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5)
+            # loaded into the feature extractor at initialisation; "" = random initialisation.
+            "pretrained": "",
             "learning_rate": 1e-4,
             "global_batch_size": 48,
             "flip": True,  # random horizontal flip, the study's augmentation
@@ -318,6 +326,11 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         for key, ok, expected in (
             ("model", lambda v: v in CLASSIFIERS, f"one of {tuple(CLASSIFIERS)}"),
             ("stem", lambda v: v in ("", "imagenet", "small"), "'', 'imagenet' or 'small'"),
+            ("input_size", lambda v: isinstance(v, int) and 0 <= v <= 1024,
+             "an integer pixel size in [0, 1024] (0 = the image's own)"),
+            ("normalization", lambda v: v in ("none", "imagenet"), "'none' or 'imagenet'"),
+            ("pretrained", lambda v: isinstance(v, str) and (not v or v.endswith((".h5", ".hdf5"))),
+             "'' or the path of a Keras weights .h5 file"),
             ("dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
             ("learning_rate", lambda v: v > 0, "a positive number"),
             ("plateau_factor", lambda v: 0 < v < 1, "a number in (0, 1)"),

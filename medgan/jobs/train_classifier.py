@@ -25,7 +25,7 @@ from medgan.data import builders, cohorts, pipeline
 from medgan.eval import auc
 from medgan.eval.scoring import SplitScorer
 from medgan.jobs import common
-from medgan.models import classifiers
+from medgan.models import classifiers, keras_weights
 from medgan.train import checkpoints, classifier_step, loop, state as state_lib
 from medgan.workdir import PARAMS_DIR, PREEMPTED, RESULT_FILE, SCORES_FILE
 
@@ -36,6 +36,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     cfg = config.classifier
     if cfg.train_data:
         cohorts.synthetic_manifest(cfg.train_data)  # fail before preparing anything
+    if cfg.pretrained and not os.path.isfile(cfg.pretrained):
+        raise FileNotFoundError(f"config.classifier.pretrained={cfg.pretrained!r}: no such file")
     previous, mesh = common.begin(
         config, workdir, lambda r: f"classifier already trained (mean test AUC {r['test']['mean_auc']:.3f})")
     if previous is not None:
@@ -46,14 +48,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     class_names = tuple(prepared.class_names)
     train_labels = builders.labels_of(data.dataset_dir, data.train_ids)
 
+    # Keras' weights fit Keras' layout (BN epsilon; ResNet v1 with conv biases).
     model_config = classifiers.describe(cfg.model, len(class_names), dtype=cfg.dtype, tile_to_rgb=cfg.tile_to_rgb,
-                                        stem=cfg.stem)
+                                        stem=cfg.stem, input_size=cfg.input_size, normalization=cfg.normalization,
+                                        style="keras" if cfg.pretrained else "torchvision")
     model = classifiers.classifier_from(model_config)
     init_key, step_key = jax.random.split(jax.random.key(config.seed))
     resolution, channels = prepared.resolution, prepared.channels
     state = state_lib.create_classifier_state(
         model, state_lib.adam(cfg.learning_rate), init_key, (1, resolution, resolution, channels), mesh
     )
+    state = _pretrained(cfg, model, state, mesh)
     train, evaluate = classifier_step.make_steps(mesh, flip=cfg.flip)
     start = time.perf_counter()
     outcome = _fit(config, workdir, mesh, data, class_names, state, train, evaluate,
@@ -92,6 +97,30 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         _write_results(workdir, result, test_scorer.ids, labels, scores)
     logging.info("train_classifier done in %.0f s", wall)
     return result
+
+
+def _pretrained(cfg: ml_collections.ConfigDict, model, state: state_lib.ClassifierState, mesh):
+    """state with the Keras feature extractor of cfg.pretrained (head and optimiser untouched), or as it is.
+
+    Adam's moments are zeros whatever the parameters, so replacing the
+    parameters after initialisation equals initialising with them. A resumed
+    run restores its checkpoint over this. Without a file, a judge set up like
+    the study's (ImageNet normalisation) starts from random weights: warned.
+    """
+    if not cfg.pretrained:
+        if cfg.normalization == "imagenet":
+            logging.warning(
+                "classifier.pretrained is empty: the judge (%s, input_size=%d, ImageNet normalisation) starts from "
+                "random weights, so it is not the study's ImageNet-pretrained Keras DenseNet-121; set "
+                "classifier.pretrained to Keras' densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5 "
+                "(README.md)", cfg.model, cfg.input_size)
+        return state
+    current = {"params": state.params, "batch_stats": state.batch_stats}
+    loaded = keras_weights.load_keras_weights(cfg.pretrained, model, current)
+    # Loaded leaves are host arrays every process read in full; the head keeps its initialised (replicated) array.
+    loaded = jax.tree.map(lambda new, old: old if new is old else sharding.replicate(new, mesh), loaded, current)
+    logging.info("classifier feature extractor loaded from %s", cfg.pretrained)
+    return state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
 
 
 def _fit(config, workdir: str, mesh, data: cohorts.TrainingData, class_names, state, train, evaluate,
