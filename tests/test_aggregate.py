@@ -140,6 +140,17 @@ def test_markdown_table_sorted_by_study_model_k_n(sweep):
     assert no_ci[9] == no_ci[10] == no_ci[12] == "n/a"
 
 
+def test_medgan_extensions_are_labelled_as_such_in_the_table_and_the_figure_legend():
+    rows = [aggregate.row_from_result(fabricate(model, k, 100), f"{model}{k}/results.json")
+            for model in ("pggan", "stylegan2") for k in KS]
+    table = aggregate.markdown_table(rows).split("\n")[2:-1]
+    assert {[c.strip() for c in line.strip("|").split("|")][2] for line in table} == {
+        "pggan", "stylegan2 (medgan extension)"}
+    lines, _ = aggregate.figure_series(rows, "num_combinations")
+    aggregate._label(lines)
+    assert sorted(line.label.split(",")[0] for line in lines) == ["pggan", "stylegan2 (medgan extension)"]
+
+
 def test_classes_series_one_line_per_model_and_n_with_ci_error_bars(sweep):
     lines, notes = aggregate.figure_series(aggregate.collect(sweep).rows, "num_combinations")
     assert notes == []

@@ -18,7 +18,7 @@ import pytest
 from medgan import configuration
 from medgan.data import folds
 from medgan.data.records import ImageRecord
-from medgan.study import grid as studies, sweeps
+from medgan.study import grid as studies, study_gans, sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -76,8 +76,12 @@ def test_study_files_sweep_the_study_values_for_every_model(name):
     configs = [sweeps.load_point_config(p, [REAL_ROOT]) for p in sweeps.expand(f"{REPO}/configs/{name}.py")]
     assert {c.benchmark.study for c in configs} == {name}
     assert {c.data.source for c in configs} == {study.source}
-    assert {c.gan.model for c in configs} == set(studies.STUDY_MODELS)  # StyleGAN2 is the extension
-    for model in studies.STUDY_MODELS:
+    assert {c.gan.model for c in configs} == set(study_gans.STUDY_MODELS)  # StyleGAN2 is the extension
+    judges = {(c.classifier.model, c.classifier.input_size, c.classifier.normalization, c.classifier.global_batch_size,
+               c.classifier.eval_every, c.classifier.plateau_patience, c.classifier.early_stop_patience,
+               c.classifier.num_steps) for c in configs}
+    assert judges == {("densenet121", 224, "imagenet", 48, 104, 2, 3, 10400)}  # classifier_real/config.ini
+    for model in study_gans.STUDY_MODELS:
         mine = [c for c in configs if c.gan.model == model]
         points = [(c.fold.num_combinations, c.fold.per_combination, c.data.resolution) for c in mine]
         holdouts = {(c.fold.val_per_combination, c.fold.test_per_combination, c.fold.val_images,

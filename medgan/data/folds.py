@@ -120,6 +120,9 @@ def make_fold(
 ) -> Fold:
     """Draws a fold from the index of a prepared dataset (see the module docstring).
 
+    Long because the four steps of the procedure read best in order, with the
+    shortfall check between the quotas and the draw.
+
     Args:
       records: every image of the prepared dataset (`builders.read_index`);
         labels of length K = len(class_names), non-empty patient ids.

@@ -41,6 +41,7 @@ from medgan import (
     fileio,  # noqa: E402
     report_format as fmt,  # noqa: E402
 )
+from medgan.study.study_gans import model_label  # noqa: E402
 from medgan.workdir import RESULT_FILE  # noqa: E402
 
 CSV_FILE = "aggregate.csv"
@@ -87,7 +88,7 @@ CSV_COLUMNS = tuple(name for name, _ in COLUMNS) + ("path",)
 AXES = ("num_combinations", "per_combination", "resolution")
 AXIS_LABELS = {
     "num_combinations": "number of label combinations k",
-    "per_combination": "images per label combination n",
+    "per_combination": "training images per label combination n",
     "resolution": "resolution (px)",
 }
 AXIS_SHORT = {"num_combinations": "k", "per_combination": "n", "resolution": "res"}
@@ -207,7 +208,7 @@ def markdown_cells(row: dict) -> list[str]:
     """The Markdown table's cells of one row (MARKDOWN_HEADER order), rounded for people."""
     sizes = [row["train_size"], row["val_size"], row["test_size"]]
     return [
-        str(row["study"]), str(row["source"]), str(row["model"]), str(row["resolution"]),
+        str(row["study"]), str(row["source"]), model_label(str(row["model"])), str(row["resolution"]),
         str(row["num_combinations"]), str(row["per_combination"]),
         fmt.number(row["real_mean_auc"]), fmt.number(row["synthetic_mean_auc"]), fmt.number(row["relative_auc"]),
         fmt.interval(row["relative_auc_ci_low"], row["relative_auc_ci_high"]),
@@ -319,8 +320,9 @@ def _label(lines: list[Series]) -> None:
     varying = [name for name in ("study", "source", *AXES)
                if len({str(line.setting.get(name)) for line in lines}) > 1]
     for line in lines:
-        parts = [line.model] + [f"{AXIS_SHORT.get(n, n)}={line.setting[n]}" if n in AXES else str(line.setting[n])
-                                for n in varying if n in line.setting]
+        parts = [model_label(line.model)] + [
+            f"{AXIS_SHORT.get(n, n)}={line.setting[n]}" if n in AXES else str(line.setting[n])
+            for n in varying if n in line.setting]
         for axis, values in line.followers.items():
             parts.append(f"{AXIS_SHORT[axis]}={values[0]}…{values[-1]}")
         line.label = ", ".join(parts)

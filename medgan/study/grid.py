@@ -21,6 +21,7 @@ import dataclasses
 import ml_collections
 
 from medgan import configuration
+from medgan.study.study_gans import DEFAULT_MODELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +73,7 @@ BRAIN = Study(
 )
 STUDIES = {"chest": CHEST, "brain": BRAIN}
 RESOLUTIONS = (32, 64, 128, 256, 512)
-# The study compared these two; StyleGAN2-ADA is medgan's extension (sweeps add it with models=pggan+cpd+stylegan2).
-STUDY_MODELS = ("pggan", "cpd")
-EXTENSION_MODELS = ("stylegan2",)
-DEFAULT_MODELS = "+".join(STUDY_MODELS)  # the `models` sweep argument's default
+
 
 # Per-device batch that fits a 16 GB (14.9 GiB) accelerator at the default widths,
 # from the peak of memory_analysis() (`launch/bench.py gan --memory`, BENCHMARKS.md
@@ -145,8 +143,32 @@ def point_config(
     if model == "stylegan2":
         gan.g_learning_rate = gan.d_learning_rate = 2.5e-3  # StyleGAN2-ADA's setting
         gan.r1_gamma = 0.0002 * resolution**2 / batch  # ADA's heuristic gamma
-    config.classifier.global_batch_size = 48  # the study's; data parallel over every device
+    study_judge(config.classifier)
     return config
+
+
+# The study's judge (classifier_real/config.ini and train.py of the study): DenseNet-121
+# from ImageNet weights at 224 px, batch 48, Adam 1e-4; an "epoch" is
+# min(5000, training images) / 48 steps (every study point trains on more than
+# 5000), validated after each, LR x0.1 after 2 epochs without a better
+# validation AUC, stopped after 3, at most 100 epochs.
+JUDGE_BATCH = 48
+JUDGE_STEPS_PER_EPOCH = 5000 // JUDGE_BATCH
+JUDGE_MAX_EPOCHS = 100
+
+
+def study_judge(classifier: ml_collections.ConfigDict) -> None:
+    """Sets a `classifier` block to the study's judge (the weights file is the user's: `classifier.pretrained`)."""
+    classifier.model = "densenet121"
+    classifier.input_size = 224
+    classifier.normalization = "imagenet"
+    classifier.tile_to_rgb = True
+    classifier.global_batch_size = JUDGE_BATCH  # data parallel over every device
+    classifier.learning_rate = 1e-4
+    classifier.eval_every = classifier.checkpoint_every = JUDGE_STEPS_PER_EPOCH
+    classifier.num_steps = JUDGE_MAX_EPOCHS * JUDGE_STEPS_PER_EPOCH
+    classifier.plateau_patience, classifier.plateau_factor = 2, 0.1
+    classifier.early_stop_patience = 3
 
 
 AXES = ("classes", "samples", "resolution")
@@ -236,6 +258,7 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
     clf, gan = config.classifier, config.gan
     config.fold.fractions = CPU_PATIENT_FRACTIONS
     clf.model, clf.stem, clf.tile_to_rgb = "densenet_tiny", "small", False
+    clf.input_size, clf.normalization = 0, "none"  # native 32 px: no 224 px resize on a CPU
     gan.latent_dim, gan.w_dim, gan.mapping_layers = 64, 64, 2
     if size == "demo":
         clf.learning_rate = 1e-3  # the study's 1e-4 is for DenseNet-121 at 224 px; 10x for a short CPU run

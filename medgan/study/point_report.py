@@ -9,6 +9,7 @@ import numpy as np
 from medgan import report_format as fmt, visualize
 from medgan.data import builders, folds, pipeline
 from medgan.study.point import STAGE_DIRS, STAGES
+from medgan.study.study_gans import model_label
 from medgan.workdir import DATA_CARD_MD, DATASET_DIR, FIGURES_DIR, MANIFEST_FILE, PREVIEW, RESULT_FILE
 
 
@@ -68,7 +69,7 @@ def _answer(result: dict) -> list[str]:
     level = round(100 * result["delong"]["level"])
     lines = [
         f"# Benchmark point: {point['source']}, {point['resolution']} px, {point['num_combinations']} label "
-        f"combinations x {point['per_combination']} images, {point['model']}",
+        f"combinations x {point['per_combination']} training images, {model_label(point['model'])}",
         "",
         "A classifier trained on the real training split and one trained on the synthetic cohort, both tested "
         "on the same real test split.",
