@@ -151,12 +151,23 @@ def gan_config() -> ml_collections.ConfigDict:
             # steps_per_phase steps and then training for steps_per_phase more.
             "start_resolution": 8,
             "steps_per_phase": 2000,
+            # A phase in thousands of real images instead (0 = steps_per_phase), so it
+            # lasts round(kimg_per_phase * 1000 / batch) steps at its stage's batch.
+            "kimg_per_phase": 0.0,
+            # ((px, global batch), ...): a stage's own batch, e.g. ((8, 256), (16, 128), (32, 64));
+            # stages not listed and () train at global_batch_size.
+            "batch_by_resolution": (),
+            # Training length in thousands of real images (0 = num_steps steps).
+            "total_kimg": 0.0,
             # A train_classifier work directory: its real-trained network gives the
             # features of the Fréchet distance. "" disables FD and early stopping.
             "fid_classifier": "",
             "fid_every": 1000,
             "fid_samples": 1000,  # EMA samples per FD (labels drawn from the validation split)
             "fid_patience": 5,  # evaluations without a better FD before stopping; 0 = never stop early
+            # FD evaluations before this many thousand real images neither count for
+            # patience nor are kept as the best generator (the study's minimum_fid_kimg).
+            "fid_start_kimg": 0.0,
             "sample_every": 1000,  # fixed-latent grid per label combination, PNG + TensorBoard
             "samples_per_combination": 8,
             "checkpoint_every": 1000,
@@ -353,8 +364,15 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ],
     *[
         (f"gan.{key}", lambda v: isinstance(v, (int, float)) and v >= 0, "a non-negative number")
-        for key in ("lambda_gp", "drift", "acgan_weight", "r1_gamma", "pl_weight")
+        for key in ("lambda_gp", "drift", "acgan_weight", "r1_gamma", "pl_weight", "kimg_per_phase", "total_kimg",
+                    "fid_start_kimg")
     ],
+    (
+        "gan.batch_by_resolution",
+        lambda v: all(len(p) == 2 and all(isinstance(x, int) and x >= 1 for x in p) for p in v)
+        and all(not px & (px - 1) for px, _ in v) and len({px for px, _ in v}) == len(v),
+        "a tuple of (power-of-two px, positive global batch) pairs with distinct px",
+    ),
     ("gan.ema_decay", lambda v: 0 <= v < 1, "a number in [0, 1)"),
     ("gan.ada_target", lambda v: 0 < v < 1, "a number in (0, 1)"),
     ("gan.augment", lambda v: v in ("", "ada", "none"), "'', 'ada' or 'none'"),

@@ -172,24 +172,34 @@ def test_generator_depends_on_labels(g_and_params):
     assert np.all(np.max(np.abs(np.asarray(a - b)), axis=(1, 2, 3)) > 0)  # every example changes
 
 
-def test_generator_labels_only_through_cpn(g_and_params):
-    """Zeroing the label rows of every CPN affine kernel makes G exactly label-independent."""
+def test_generator_labels_through_first_layer_and_cpn(g_and_params):
+    """Labels enter G through the dense 4x4 input (the study's G_paper) and the CPNs, nowhere else.
+
+    One-hot labels of two classes give [z, labels] the same norm, so the
+    pixel norm before the first layer cannot tell them apart: only the label
+    rows of the weights can.
+    """
     g_apply, gp = g_and_params
-    z, labels, _ = _inputs()
+    z, _, _ = _inputs()
+    first, second = (jnp.zeros((z.shape[0], K)).at[:, k].set(1.0) for k in (0, 1))
     flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(gp))
     cpn_kernels = [k for k in flat if "affine" in k and k[-1] == "kernel"]
     assert len(cpn_kernels) == 2 * len(cpd.resolutions(R))  # cpn0, cpn1 per block
+    dense = ("params", "block_4", "layer0", "kernel")
+    assert flat[dense].shape[0] == Z + K  # the first layer reads [z, labels]
     for k in cpn_kernels:
         assert flat[k].shape[0] == Z + K  # conditioned on [z, labels]
         flat[k] = flat[k].at[Z:].set(0.0)
-    no_label = flax.traverse_util.unflatten_dict(flat)
-    a = g_apply(no_label, z, labels)
-    b = g_apply(no_label, z, 1.0 - labels)
-    c = g_apply(no_label, z, jnp.zeros_like(labels))
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
+    no_cpn_labels = flax.traverse_util.unflatten_dict(flat)
+    # the first layer alone makes every example depend on its label
+    a, b = g_apply(no_cpn_labels, z, first), g_apply(no_cpn_labels, z, second)
+    assert np.all(np.max(np.abs(np.asarray(a - b)), axis=(1, 2, 3)) > 1e-6)
+    # without its label rows too, the two classes give the same images exactly
+    flat[dense] = flat[dense].at[Z:].set(0.0)
+    no_labels = flax.traverse_util.unflatten_dict(flat)
+    np.testing.assert_array_equal(np.asarray(g_apply(no_labels, z, first)), np.asarray(g_apply(no_labels, z, second)))
     # ... while the gradient wrt labels with the original params is non-zero
-    grad = jax.jit(jax.grad(lambda y: jnp.sum(g_apply(gp, z, y) ** 2)))(labels)
+    grad = jax.jit(jax.grad(lambda y: jnp.sum(g_apply(gp, z, y) ** 2)))(first)
     assert float(jnp.max(jnp.abs(grad))) > 0
 
 

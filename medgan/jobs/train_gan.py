@@ -7,7 +7,12 @@ Every `fid_every` steps the EMA generator is scored by the Fréchet distance
 between its samples and the real validation images in the features of the
 classifier trained on the real fold (`gan.fid_classifier`); the checkpoint
 with the lowest FD is kept and training stops after `fid_patience`
-evaluations without improvement, as the study stopped its GANs.
+evaluations without improvement, as the study stopped its GANs. Evaluations
+of a growing model or before `gan.fid_start_kimg` neither count nor are kept
+(the study's `minimum_fid_kimg`). Each growth stage may train at its own
+global batch (`gan.batch_by_resolution`) and the run may be measured in real
+images (`gan.kimg_per_phase`, `gan.total_kimg`): `progressive.GrowthSchedule`
+turns both into steps, and results.json records the kimg shown.
 
 Work directory:
   checkpoints/            orbax checkpoints (latest + best FD)
@@ -20,6 +25,7 @@ Work directory:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 
@@ -53,29 +59,29 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     class_names = tuple(prepared.class_names)
     model = gans.describe(cfg, prepared.resolution, len(class_names), prepared.channels)
     spec = gans.spec_from(model)
+    schedule = progressive.growth_schedule(spec, cfg)
+    check_batches(schedule, jax.device_count())
+    num_steps = progressive.num_steps(schedule, cfg)
+    fid_start = schedule.step_at_images(cfg.fid_start_kimg * 1000)
     hp = gan_step.GanHyperparameters.from_config(cfg, spec)
     init_key, step_key, sample_key = jax.random.split(jax.random.key(config.seed), 3)
     state = gan_step.create_gan_state(spec, hp, init_key, mesh)
     steps = progressive.PhasedSteps(spec, hp, mesh, step_key)
-    schedule = progressive.growth_schedule(spec, cfg)
     sampler = Sampler(mesh, cfg.global_batch_size)
 
     write_samples = SampleGrids(config, workdir, fold, class_names, spec, steps, sampler, sample_key)
-    evaluate = fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_key) \
+    evaluate = fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_key, fid_start) \
         if cfg.fid_classifier else None
     controller = progressive.AfterGrowth(loop.PlateauController(
-        metric="fd_final", mode="min", early_stop_patience=cfg.fid_patience)) if evaluate and cfg.fid_patience else None
+        metric="fd_final", mode="min", early_stop_patience=cfg.fid_patience), start_step=fid_start) \
+        if evaluate and cfg.fid_patience else None
     start = time.perf_counter()
     outcome = loop.train_loop(
         workdir=workdir,
         state=state,
         step_fn=steps,
-        make_batches=lambda start_step: progressive.scheduled_batches(
-            pipeline.train_batches(prepared.dataset_dir, fold.ids["train"], global_batch_size=cfg.global_batch_size,
-                                   mesh=mesh, seed=config.seed, start_step=start_step),
-            schedule, start_step,
-        ),
-        num_steps=cfg.num_steps,
+        make_batches=training_batches(prepared, fold, schedule, mesh, config.seed),
+        num_steps=num_steps,
         checkpoint_every=cfg.checkpoint_every,
         log_every=cfg.log_every,
         eval_every=cfg.fid_every if evaluate is not None else None,
@@ -95,21 +101,23 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     checkpoints.save_params(os.path.join(workdir, GENERATOR_DIR), {"params": selected.ema_params}, overwrite=True)
     result = {
         "model": model,
-        "config": cfg.to_dict(),
+        "config": json.loads(json.dumps(cfg.to_dict())),  # as results.json holds it: tuples become lists
         "hyperparameters": dataclasses.asdict(hp),
         "dataset": prepared.name,
         "class_names": list(class_names),
         "fold_manifest": config.fold.manifest or os.path.join(workdir, MANIFEST_FILE),
         "train_images": len(fold.ids["train"]),
         "steps": outcome.steps,
+        "kimg": schedule.images_at(outcome.steps) / 1000,
         "stopped": outcome.reason,
         "selected_step": selected_step,
+        "selected_kimg": schedule.images_at(selected_step) / 1000,
         "best_fd": best_fd,
         "ada_p": float(jax.device_get(selected.ada_p)),
         "generator": GENERATOR_DIR,
         "generator_sha256": checkpoints.params_sha256(selected.ema_params),
         "samples": os.path.relpath(final_grid, workdir),
-        "train_images_per_second": outcome.images_per_second(cfg.global_batch_size),
+        "train_images_per_second": images_per_second(outcome, schedule),
         "wall_seconds": wall,
         "seed": config.seed,
     }
@@ -118,6 +126,47 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         if not console.in_stage():
             print_summary(result, workdir)
     return result
+
+
+def check_batches(schedule: progressive.GrowthSchedule, devices: int) -> None:
+    """ValueError naming the key when a global batch the run trains at does not split over the devices."""
+    for phase in schedule.phases:
+        if phase.batch % devices:
+            raise ValueError(f"config.gan.batch_by_resolution: the global batch {phase.batch} of stage "
+                             f"{phase.stage} px is not divisible by the {devices} devices")
+
+
+def training_batches(prepared, fold, schedule: progressive.GrowthSchedule, mesh, seed: int):
+    """The loop's `make_batches`: from `start_step` on, the fold's training batches tagged with their stage.
+
+    Each run of steps at one global batch (`gan.batch_by_resolution`) reads
+    its own stream of that batch (`progressive.rebatched`).
+    """
+
+    def stream(batch: int, offset: int, skip: int):
+        return pipeline.train_batches(prepared.dataset_dir, fold.ids["train"], global_batch_size=batch, mesh=mesh,
+                                      seed=segment_seed(seed, offset), start_step=skip)
+
+    return lambda start_step: progressive.scheduled_batches(
+        progressive.rebatched(stream, schedule, start_step), schedule, start_step)
+
+
+def segment_seed(seed: int, offset: int) -> int:
+    """Data seed of the `offset`-th run of steps at one batch size (`progressive.rebatched`).
+
+    `seed` itself for the first, so a constant-batch run reads the stream it
+    always did; a hash of (seed, offset) for the others, so they repeat
+    neither each other nor the first stream of another seed.
+    """
+    return seed if offset == 0 else int(np.random.SeedSequence([seed, offset]).generate_state(1)[0] >> 1)
+
+
+def images_per_second(outcome: loop.LoopResult, schedule: progressive.GrowthSchedule) -> float | None:
+    """Training throughput of the loop call, in real images (each phase at its own batch), without the first step."""
+    if not outcome.timed_steps or outcome.train_seconds <= 0:
+        return None
+    images = schedule.images_at(outcome.steps) - schedule.images_at(outcome.steps - outcome.timed_steps)
+    return images / outcome.train_seconds
 
 
 def print_summary(result: dict, workdir: str) -> None:
@@ -165,12 +214,13 @@ class SampleGrids:
             self(step, state.ema_params)
 
 
-def fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_key):
+def fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_key, start_step: int = 0):
     """evaluate(state) -> {"fd", "fd_final", "growing"}: the EMA generator's FD to the real validation images.
 
     The real statistics are computed once, at the first evaluation. While a
-    progressive model grows, "fd_final" is GROWING_FD so no growing checkpoint
-    is selected.
+    progressive model grows, and before step `start_step` (`gan.fid_start_kimg`;
+    the study computed no FID before `minimum_fid_kimg`), "fd_final" is
+    GROWING_FD so no such checkpoint is selected.
     """
     cfg = config.gan
     features_fn, feature_dim = load_feature_extractor(cfg.fid_classifier, mesh)
@@ -192,7 +242,8 @@ def fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_ke
             features_fn, feature_dim,
         )
         fd = fidelity.frechet_distance_of(real_stats["val"], synthetic)
-        return {"fd": fd, "fd_final": progressive.GROWING_FD if steps.growing else fd,
+        early = steps.growing or steps.updates < start_step
+        return {"fd": fd, "fd_final": progressive.GROWING_FD if early else fd,
                 "growing": float(steps.growing)}
 
     return evaluate

@@ -16,19 +16,24 @@ class-conditional pixel norm:
 
 * z [B, Z] is pixel-normalised ([PGGAN] sec. 4.2) once, and this normalised z
   (together with the labels) conditions every `ConditionalPixelNorm`.
-* 4x4 input: either a dense layer from the normalised z (default,
-  ``const_input=False``; [PGGAN] table 2, "Latent vector -> Conv 4x4") or a
-  learned constant 4x4 tensor (``const_input=True``; [SG2] fig. 2 / 7).
+* 4x4 input: either a dense layer from the pixel-normalised concatenation
+  [z, labels] [B, Z + K] (default, ``const_input=False``; [PGGAN] table 2,
+  "Latent vector -> Conv 4x4", with the labels as in the study's
+  GAN_cpd/networks.py ``G_paper``: ``pixel_norm(concat([latents, labels]))``
+  into the first dense layer) or a learned constant 4x4 tensor
+  (``const_input=True``; [SG2] fig. 2 / 7), which sees no input.
 * Every block at resolution r (name ``block_{r}``):
   ``layer0`` (dense/const at r=4; ``upsample2d`` + conv3x3 for r >= 8),
   ``cpn0``, lrelu(0.2), ``conv1`` (3x3), ``cpn1``, lrelu(0.2).
 * Output skips ([SG2] fig. 7 (b)): ``rgb_4 = to_rgb_4(h_4)`` and
   ``rgb_r = upsample2d(rgb_{r/2}) + to_rgb_r(h_r)``; the output is the linear
   ``rgb_R`` (no tanh; real images are in [-1, 1]).
-* Labels enter ONLY through the conditional pixel norms: each
-  ``cpn`` computes [gamma, beta] = EqualizedDense(2C)([z, labels]) and returns
+* Labels enter through the dense 4x4 input (above) and through the
+  conditional pixel norms: each ``cpn`` computes [gamma, beta] =
+  EqualizedDense(2C)([z, labels]) and returns
   ``pixel_norm(h) * (1 + gamma) + beta`` (`layers.ConditionalPixelNorm`).
-  (The dense 4x4 input sees z alone, never the labels.)
+  The study's cpn reads the raw [z, labels]; here z is the normalised latent,
+  which for z ~ N(0, I) differs from it by a factor close to 1.
 
 Discriminator -- the "resnet" discriminator of [SG2] fig. 7 (c) with a
 label-projection output (Miyato & Koyama 2018, "cGANs with Projection
@@ -139,14 +144,14 @@ def resolutions(resolution: int) -> list[int]:
 class GeneratorBlock(nn.Module):
     """One generator block at resolution r ([SG2] fig. 7 (b) main path, conditional pixel norm).
 
-    r = 4 (``first=True``): ``layer0`` is a dense layer z -> 4x4xF
-    (or a learned constant 4x4xF with ``const_input``); the input `x` is the
-    normalised latent [B, Z] (ignored for the constant input).
+    r = 4 (``first=True``): ``layer0`` is a dense layer x -> 4x4xF
+    (or a learned constant 4x4xF with ``const_input``); the input `x` is
+    ``pixel_norm([z, labels])`` [B, Z + K] (ignored for the constant input).
     r >= 8: x [B, r/2, r/2, C_in] -> ``upsample2d`` (FIR) -> ``layer0``
     (conv3x3, F). Then, in both cases:
     ``cpn0`` -> lrelu -> ``conv1`` (conv3x3, F) -> ``cpn1`` -> lrelu.
 
-    Call: x, z [B, Z] (normalised), labels [B, K] -> [B, r, r, F] in `dtype`.
+    Call: x, z [B, Z] (normalised; conditions the cpn), labels [B, K] -> [B, r, r, F] in `dtype`.
     """
 
     features: int
@@ -219,9 +224,11 @@ class Generator(nn.Module):
             raise ValueError(f"Generator: labels must be [{z.shape[0]}, {self.num_labels}], got {labels.shape}")
         dt, pdt = self.dtype, self.param_dtype
         zn = pixel_norm(z.astype(jnp.float32)).astype(dt)  # [PGGAN] sec. 4.2 applied to the latent
+        # The first layer's input, as the study's G_paper: the normalised [z, labels] [B, Z + K].
+        combo = pixel_norm(jnp.concatenate([z.astype(jnp.float32), labels.astype(jnp.float32)], -1)).astype(dt)
         labels = labels.astype(dt)
 
-        h, rgb = zn, None
+        h, rgb = combo, None
         for res in resolutions(self.resolution):
             h = GeneratorBlock(
                 self.nf(res),

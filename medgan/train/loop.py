@@ -283,7 +283,8 @@ def train_loop(
       progress_desc: label of the console progress bar; "" (default):
         "train <last component of workdir>"; None: no bar.
       images_per_step: the bar's images/s factor; None: the leading size of
-        the first batch's "image" array (also inside a "batch" entry).
+        each batch's "image" array (also inside a "batch" entry), so a run
+        whose batch changes between phases shows the current phase's rate.
 
     Returns:
       LoopResult. Status PREEMPTED means a checkpoint of the current step was
@@ -353,9 +354,9 @@ def train_loop(
                     if step == first_step + 1:  # timing starts after the first step: compilation
                         jax.block_until_ready(metrics)
                         clock.start()
-                        if progress is not None and progress.images_per_step is None:
-                            progress.images_per_step = _leading_size(batch)
                     if progress is not None:
+                        if images_per_step is None:
+                            progress.images_per_step = _leading_size(batch)  # a shape: no device sync
                         progress.update(step)  # the host counter: no device sync
                     pending.append(metrics)
                     report(step)
