@@ -18,7 +18,7 @@ import pytest
 from medgan import configuration
 from medgan.data import folds
 from medgan.data.records import ImageRecord
-from medgan.study import grid as studies, study_gans, sweeps
+from medgan.study import grid as studies, presets, study_gans, sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -81,6 +81,10 @@ def test_study_files_sweep_the_study_values_for_every_model(name):
                c.classifier.eval_every, c.classifier.plateau_patience, c.classifier.early_stop_patience,
                c.classifier.num_steps) for c in configs}
     assert judges == {("densenet121", 224, "imagenet", 48, 104, 2, 3, 10400)}  # classifier_real/config.ini
+    for c in configs:  # the study's GAN schedules (medgan/study/presets.py)
+        expected = presets.preset(c.gan.model, c.data.resolution)
+        assert c.gan.total_kimg == expected.total_kimg and c.gan.fid_patience == 2
+
     for model in study_gans.STUDY_MODELS:
         mine = [c for c in configs if c.gan.model == model]
         points = [(c.fold.num_combinations, c.fold.per_combination, c.data.resolution) for c in mine]
@@ -95,6 +99,13 @@ def test_study_files_sweep_the_study_values_for_every_model(name):
         else:
             assert points == [(0, 0, px) for px in studies.RESOLUTIONS]
             assert holdouts == {(0, 0, *study.resolution_holdout, study.resolution_min_images)}
+
+
+def test_cpu_points_train_in_steps_at_one_batch_not_the_study_schedule():
+    for name in ("demo", "demo_sweep", "cpu_classes"):
+        for point in sweeps.expand(f"{REPO}/configs/{name}.py"):
+            gan = sweeps.load_point_config(point).gan
+            assert (gan.batch_by_resolution, gan.total_kimg, gan.kimg_per_phase) == ((), 0.0, 0.0), point
 
 
 def test_models_sweep_argument_adds_the_extension_and_rejects_unknown_models():

@@ -21,6 +21,7 @@ import dataclasses
 import ml_collections
 
 from medgan import configuration
+from medgan.study import presets
 from medgan.study.study_gans import DEFAULT_MODELS
 
 
@@ -143,6 +144,9 @@ def point_config(
     if model == "stylegan2":
         gan.g_learning_rate = gan.d_learning_rate = 2.5e-3  # StyleGAN2-ADA's setting
         gan.r1_gamma = 0.0002 * resolution**2 / batch  # ADA's heuristic gamma
+    # The study's own schedules for its two GANs (GAN_prog/config.py, GAN_cpd/config.py);
+    # StyleGAN2, medgan's extension, keeps the settings above.
+    presets.apply_study_gan(gan, model, resolution, devices, per_device_batch=PER_DEVICE_BATCH[model][resolution])
     study_judge(config.classifier)
     return config
 
@@ -256,6 +260,7 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
     if size not in ("demo", "tiny"):
         raise configuration.ConfigError(f"config argument size={size!r}: expected 'demo' or 'tiny'")
     clf, gan = config.classifier, config.gan
+    presets.use_step_schedule(gan)  # CPU runs count steps at one batch, set below
     config.fold.fractions = CPU_PATIENT_FRACTIONS
     clf.model, clf.stem, clf.tile_to_rgb = "densenet_tiny", "small", False
     clf.input_size, clf.normalization = 0, "none"  # native 32 px: no 224 px resize on a CPU
