@@ -16,7 +16,7 @@ Colon arguments: conspicuity, classes, per_class.
 from medgan import configuration
 from medgan.study import grid
 
-CONSPICUITY = (0.3, 0.6, 0.15, 1.0)  # the likely default first
+CONSPICUITY = (0.15, 0.2, 0.3, 0.6, 1.0)
 
 
 def get_config(arg=None):

@@ -7,10 +7,11 @@ combination, falling as k rises like the study's (k, n) pairs scaled down
 combination, the same test images of a combination at every k. The judge is
 the demo's small DenseNet (the study's DenseNet-121 at 224 px trains at a few
 images per second on 2 CPU cores), the GAN the progressive one, 1,500 steps
-growing 8 -> 16 -> 32 px (medgan.study.grid.cpu_classes_config). Sized for
-about 25 minutes a point on 2 cores of the slower processor (AMD EPYC, AVX2).
+growing 8 -> 16 -> 32 px (medgan.study.grid.cpu_scale). The k = 6 point is
+`make demo`'s. About 20 minutes a point on 2 cores of the slower processor
+(AMD EPYC, AVX2).
 
-  python launch/sweep.py --config=configs/cpu_classes.py --workdir=work/cpu_classes \
+  python launch/sweep.py --config=configs/cpu_classes.py --workdir=work/cpu_classes \\
       -- --config.data.prepared_dir=work/cpu_classes/prepared
   python launch/aggregate.py work/cpu_classes --out=results/cpu_study
 
@@ -26,8 +27,8 @@ from medgan.study import grid
 
 def get_config(arg=None):
     args = configuration.parse_arg(
-        arg, classes=6, per_class=120, model="pggan", patients=grid.CPU_CLASSES_PATIENTS,
-        conspicuity=DEFAULT_CONSPICUITY, gan_steps=1500,
+        arg, classes=6, per_class=120, model="pggan", patients=grid.CPU_PATIENTS,
+        conspicuity=DEFAULT_CONSPICUITY, gan_steps=grid.CPU_GAN_STEPS,
     )
     return grid.cpu_classes_config(
         classes=args.classes, per_class=args.per_class, model=args.model, conspicuity=args.conspicuity,

@@ -2,31 +2,33 @@
 
   python -m medgan.main --config=configs/demo.py --workdir=work/demo
 
-The study's question at one small point: 6 label combinations x 100 training
-images of phantom head CT at 32 px, 20 validation and 50 test images per
-combination. A small DenseNet is trained on the real fold; a
-progressive GAN on the same fold (scored by Fréchet distance in that
-DenseNet's features); the synthetic cohort has the fold's label counts; the
-DenseNet trained on it and the real-trained one are tested on the same real
-test split. Prints real, synthetic and relative AUC with DeLong's test and the
-paths of report.md and its pictures. About 10 minutes on 2 CPU cores.
+The study's question at one small point, the k = 6 point of the CPU classes
+sweep (configs/cpu_classes.py): 6 label combinations of phantom head CT at
+32 px, 120 training, 50 validation and 100 test images per combination. A
+small DenseNet is trained on the real fold; a progressive GAN on the same
+fold (scored by Fréchet distance in that DenseNet's features); the synthetic
+cohort has the fold's label counts; the DenseNet trained on it and the
+real-trained one are tested on the same real test split. Prints real,
+synthetic and relative AUC with DeLong's test and the paths of report.md and
+its pictures.
 
 Colon arguments: model (pggan | cpd | stylegan2), classes, per_class,
 resolution, patients, source, and size ("demo"; "tiny" is the seconds-long
 variant the tests and the SLURM cluster test run, by default 2 combinations x
-20 images, which the tiny cohort holds).
+20 training images, which the tiny cohort holds).
 """
 
 from medgan import configuration
 from medgan.study import grid
 
 # (label combinations, training images per combination) of each size, unless the colon argument says otherwise.
-SIZES = {"demo": (6, 100), "tiny": (2, 20)}
+SIZES = {"demo": (6, 120), "tiny": (2, 20)}
 
 
 def get_config(arg=None):
     args = configuration.parse_arg(
-        arg, model="pggan", classes=0, per_class=0, resolution=32, patients=3000, source="phantom_head_ct",
+        arg, model="pggan", classes=0, per_class=0, resolution=32, patients=grid.CPU_PATIENTS,
+        source="phantom_head_ct",
         size="demo",
     )
     classes, per_class = SIZES.get(args.size, SIZES["demo"])

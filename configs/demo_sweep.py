@@ -2,7 +2,7 @@
 
 Does the study's first finding show on a laptop? Four benchmark points at
 32 px with the progressive GAN: 2 or 6 label combinations x 50 or 100 training
-images per combination, each the `make demo` point's CPU sizes (size=demo, about 15
+images per combination, each at the `make demo` point's CPU sizes (size=demo, about 20
 minutes a point on 2 cores; size=tiny, seconds, for tests and the SLURM
 cluster test).
 
@@ -23,7 +23,7 @@ from medgan.study import grid
 def get_config(arg=None):
     args = configuration.parse_arg(
         arg, classes=6, per_class=100, model="pggan", size="demo", source="phantom_head_ct", resolution=32,
-        patients=3000,
+        patients=grid.CPU_PATIENTS,
     )
     config = grid.point_config(
         source=args.source, resolution=args.resolution, classes=args.classes, per_class=args.per_class,

@@ -30,7 +30,7 @@ EXPECTED_POINTS = {  # the study's two GANs per study file
     "chexpert_classes": 12, "chexpert_samples": 16, "chexpert_resolution": 10,
     "rsna_classes": 10, "rsna_samples": 16, "rsna_resolution": 10,
     "demo_sweep": 4, "demo": 1, "gan": 3, "classifier": 6, "prepare": 25, "synthesize": 1,
-    "cpu_classes": 4, "calibrate_phantoms": 4,
+    "cpu_classes": 4, "calibrate_phantoms": 5,
 }
 STUDY_FILES = {
     "chexpert_classes": (studies.CHEST, "classes"), "chexpert_samples": (studies.CHEST, "samples"),
@@ -118,7 +118,7 @@ def test_models_sweep_argument_adds_the_extension_and_rejects_unknown_models():
 
 def test_demo_sizes_default_to_a_fold_their_cohort_holds():
     demo = sweeps.load_config_module(os.path.join(REPO, "configs", "demo.py"))
-    for arg, expected in (("", (6, 100)), ("size=tiny", (2, 20)), ("size=tiny,classes=3,per_class=7", (3, 7))):
+    for arg, expected in (("", (6, 120)), ("size=tiny", (2, 20)), ("size=tiny,classes=3,per_class=7", (3, 7))):
         config = demo.get_config(arg)
         assert (config.fold.num_combinations, config.fold.per_combination) == expected, arg
 

@@ -242,8 +242,12 @@ def _steps(kimg: int, global_batch_size: int) -> int:
 # hold enough images of the rarer combinations for DeLong intervals that can
 # separate points.
 CPU_PATIENT_FRACTIONS = (0.5, 0.2, 0.3)
-# (val, test) images per combination of the CPU sizes.
-CPU_HOLDOUT = {"demo": (20, 50), "tiny": (4, 8)}
+# (val, test) images per combination of the CPU sizes: at least 100 test images
+# per combination, so that DeLong intervals can separate points.
+CPU_HOLDOUT = {"demo": (50, 100), "tiny": (4, 8)}
+# Phantom head CT patients of a CPU point: >= 100 test images of the 10th combination.
+CPU_PATIENTS = 8000
+CPU_GAN_STEPS = 1500
 
 
 def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
@@ -255,7 +259,9 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
 
     "demo" is the point `make demo` runs: small DenseNet with the 3x3/1 stem
     (keeps 32 px findings; the ImageNet stem's 4x reduction loses them) and a
-    progressive GAN 32 channels wide, 3000 steps growing 8 -> 16 -> 32 px.
+    progressive GAN 32 channels wide, 1,500 steps growing 8 -> 16 -> 32 px in
+    200-step fade-ins and stabilisations (full size from step 1,000), scored
+    every 250 steps.
     """
     if size not in ("demo", "tiny"):
         raise configuration.ConfigError(f"config argument size={size!r}: expected 'demo' or 'tiny'")
@@ -277,9 +283,9 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         gan.global_batch_size = 32
         gan.g_learning_rate = gan.d_learning_rate = 2e-3
         gan.ema_decay = 0.99  # 0.999 averages over more steps than this short run has
-        gan.num_steps = 3000
-        gan.start_resolution, gan.steps_per_phase = 8, 300
-        gan.fid_every = gan.sample_every = gan.checkpoint_every = 500
+        gan.num_steps = CPU_GAN_STEPS
+        gan.start_resolution, gan.steps_per_phase = 8, 200
+        gan.fid_every = gan.sample_every = gan.checkpoint_every = 250
         gan.fid_samples = 480
         gan.fid_patience = 0  # six evaluations are too few to stop on: keep the best-FD checkpoint
         gan.log_every = 100
@@ -301,29 +307,20 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
 
 
 # The classes sweep at CPU size (configs/cpu_classes.py): (k, n) like the study's
-# pairs scaled down, the ends of the sweep first; (val, test) per combination.
+# pairs scaled down, the ends of the sweep first. Its k = 6 point is `make demo`.
 CPU_CLASSES_POINTS = ((2, 320), (10, 100), (6, 120), (4, 200))
-CPU_CLASSES_HOLDOUT = (50, 100)
-CPU_CLASSES_PATIENTS = 8000  # phantom head CT patients: >= 100 test images of the 10th combination
 
 
 def cpu_classes_config(
-    *, classes: int, per_class: int, model: str = "pggan", conspicuity: float, gan_steps: int = 1500,
-    patients: int = CPU_CLASSES_PATIENTS,
+    *, classes: int, per_class: int, model: str = "pggan", conspicuity: float, gan_steps: int = CPU_GAN_STEPS,
+    patients: int = CPU_PATIENTS, source: str = "phantom_head_ct", resolution: int = 32, study: str = "cpu_classes",
 ) -> ml_collections.ConfigDict:
-    """One point of the CPU classes sweep: phantom head CT at 32 px, the demo's judge, `gan_steps` GAN steps.
-
-    The progressive GAN grows 8 -> 16 -> 32 px in 200-step fade-ins and
-    stabilisations (full size from step 1,000) and is scored every 250 steps.
-    """
+    """One point of the CPU classes sweep (the demo's sizes): phantom head CT at 32 px by default."""
     config = point_config(
-        source="phantom_head_ct", resolution=32, classes=classes, per_class=per_class, model=model,
-        holdout=CPU_CLASSES_HOLDOUT, devices=1, patients=patients, study="cpu_classes",
+        source=source, resolution=resolution, classes=classes, per_class=per_class, model=model,
+        holdout=CPU_HOLDOUT["demo"], devices=1, patients=patients, study=study,
     )
     config = cpu_scale(config, "demo")
     config.data.phantom_conspicuity = float(conspicuity)
-    gan = config.gan
-    gan.num_steps = gan_steps
-    gan.steps_per_phase = 200
-    gan.fid_every = gan.sample_every = gan.checkpoint_every = 250
+    config.gan.num_steps = gan_steps
     return config

@@ -32,7 +32,7 @@ from medgan.data.phantoms.mammo import MAMMO_RULES, Mammo
 from medgan.data.phantoms.seeds import _rng
 
 MODALITIES = ("chest", "head_ct", "mammo")
-DEFAULT_CONSPICUITY = 1.0
+DEFAULT_CONSPICUITY = 0.2  # calibrated: BENCHMARKS.md, "Phantom conspicuity"
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024
 
 # The scene registry: each modality's scene type and its rule per class name.
