@@ -141,7 +141,7 @@ def test_two_process_benchmark_point_prepares_once_and_writes_one_result(tmp_pat
     )
     result = json.loads((workdir / "results.json").read_text())
     assert (result["software"]["processes"], result["software"]["devices"]) == (2, 4)
-    assert result["gan"]["steps"] == 4 and result["synthetic_images"] == 36
+    assert result["gan"]["steps"] == 4 and result["synthetic_images"] == 48  # 2 x (20 train + 4 val)
     assert result["relative_auc"]["mean"] == result["synthetic"]["mean_auc"] / result["real"]["mean_auc"]
     builds = list((workdir / "prepared").rglob("prepare_report.json"))
     assert len(builds) == 1, builds

@@ -106,7 +106,7 @@ def test_head_ct_is_in_hounsfield_units():
 @pytest.mark.parametrize("name", ICH_SUBTYPES)
 def test_haemorrhage_is_blood_dense(name):
     region = phantoms.finding_region("head_ct", name, 128, 4)
-    hu = phantoms.render_head_ct_hu(labels_of("head_ct", name), 128, 4)
+    hu = phantoms.render_head_ct_hu(labels_of("head_ct", name), 128, 4, conspicuity=1.0)  # the rule itself
     # The region also holds partial-volume edges and, for intraparenchymal, the hypodense oedema rim.
     assert 55 <= np.percentile(hu[region], 75) <= 95
 

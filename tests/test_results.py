@@ -1,0 +1,49 @@
+"""RESULTS.md states only what the committed results hold.
+
+Every row of a RESULTS.md measurement table names a committed point
+(`results/<study>/points/<point>/results.json`); its real, synthetic and
+relative AUC, relative-AUC CI and DeLong p-value must be those of that file,
+formatted as every medgan report formats them. A number typed by hand, or a
+result rerun without updating the page, fails here.
+"""
+
+import json
+import os
+import re
+
+import pytest
+
+from medgan import report_format as fmt
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_MD = os.path.join(REPO, "RESULTS.md")
+ROW = re.compile(r"^\| `(?P<path>results/[^`]+/points/[^`]+)` \|(?P<cells>.*)\|\s*$")
+
+
+def _rows():
+    if not os.path.exists(RESULTS_MD):
+        return []
+    with open(RESULTS_MD) as f:
+        return [m for m in (ROW.match(line) for line in f) if m]
+
+
+def test_results_md_has_measurement_rows():
+    assert os.path.exists(RESULTS_MD), "RESULTS.md is the project's answer and must exist"
+    assert len(_rows()) >= 1
+
+
+@pytest.mark.parametrize("row", _rows(), ids=lambda m: m["path"])
+def test_every_row_is_the_committed_results_json(row):
+    path = os.path.join(REPO, row["path"], "results.json")
+    assert os.path.exists(path), f"RESULTS.md cites {row['path']}, which has no committed results.json"
+    with open(path) as f:
+        result = json.load(f)
+    cells = [c.strip() for c in row["cells"].split("|")]
+    point, relative, mean = result["point"], result["relative_auc"], result["delong"]["mean"]
+    expected = [
+        str(point["num_combinations"]), str(point["per_combination"]),
+        fmt.number(result["real"]["mean_auc"]), fmt.number(result["synthetic"]["mean_auc"]),
+        fmt.number(relative["mean"]), fmt.interval(relative["ci_low"], relative["ci_high"]),
+        fmt.p_value(mean["p_value"] if mean else None),
+    ]
+    assert cells[: len(expected)] == expected
