@@ -126,3 +126,29 @@ def initialize_distributed(mode: str = "auto") -> bool:
         kwargs["process_id"] = int(os.environ["JAX_PROCESS_ID"])
     jax.distributed.initialize(**kwargs)
     return True
+
+
+_BARRIER_USES: dict[str, int] = {}
+PROCESS_BARRIER_TIMEOUT_S = 24 * 3600  # preparing a real cohort on process 0 can take hours
+
+
+def wait_for_processes(name: str, timeout_s: float = PROCESS_BARRIER_TIMEOUT_S) -> None:
+    """Blocks until every process reaches the barrier `name`; a no-op in a single process.
+
+    For waits where process 0 works alone (preparing a cohort) and the others
+    wait: a barrier of jax's coordination service, which waits `timeout_s`.
+    A device collective (multihost_utils.sync_global_devices) would be the
+    first collective of the run, and on CPU its gloo context initialisation
+    gives up after 30 s. The coordination-service client is reached through
+    `jax._src.distributed` (jax has no public barrier API); each name may be
+    used many times, every process in the same order.
+    """
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed
+
+    client = distributed.global_state.client
+    if client is None:
+        raise RuntimeError(f"barrier {name!r}: {jax.process_count()} processes but no distributed client")
+    uses = _BARRIER_USES[name] = _BARRIER_USES.get(name, 0) + 1
+    client.wait_at_barrier(f"medgan:{name}:{uses}", int(timeout_s * 1000))

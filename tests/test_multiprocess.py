@@ -146,3 +146,34 @@ def test_two_process_benchmark_point_prepares_once_and_writes_one_result(tmp_pat
     builds = list((workdir / "prepared").rglob("prepare_report.json"))
     assert len(builds) == 1, builds
     assert os.path.getsize(workdir / result["figures"]["real_vs_synthetic"]) > 10_000
+
+
+BARRIER_WORKER = textwrap.dedent(
+    """
+    import sys, time
+    import jax
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    from medgan import sharding
+
+    assert sharding.initialize_distributed()
+    if jax.process_index() == 0:
+        time.sleep(float(sys.argv[1]))  # process 0 alone, like preparing a cohort
+    sharding.wait_for_processes("work of process 0")
+    sharding.wait_for_processes("work of process 0")  # a name may be used again
+    total = multihost_utils.process_allgather(np.array([jax.process_index() + 1]))
+    print("sum of process numbers:", int(total.sum()))
+    """
+)
+
+
+def test_processes_wait_for_process_zero_longer_than_a_first_collective_would(tmp_path):
+    """Process 0 works alone for longer than gloo's 30 s context initialisation; the others must wait."""
+    script = tmp_path / "barrier_worker.py"
+    script.write_text(BARRIER_WORKER)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    outputs = run_two_processes(lambda pid: [sys.executable, str(script), "35"], cwd=repo, timeout=180)
+    for out in outputs:  # gloo prints its own lines to stdout too
+        assert "sum of process numbers: 3" in out.splitlines(), out

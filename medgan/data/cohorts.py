@@ -15,8 +15,8 @@ import os
 import jax
 import ml_collections
 from absl import logging
-from jax.experimental import multihost_utils
 
+from medgan import sharding
 from medgan.data import builders, folds
 from medgan.data.sources import PHANTOM_SOURCES, SOURCES, Source
 from medgan.workdir import DATASET_DIR, MANIFEST_FILE
@@ -52,8 +52,10 @@ def prepare_cohort(
 ) -> builders.PreparedDataset:
     """Prepares (once) the cohort `source` at `data.resolution` and logs its counts.
 
-    In a multi-process job process 0 builds while the others wait at a barrier,
-    then find the finished dataset (two concurrent builds would race on tfds's
+    In a multi-process job process 0 builds while the others wait at a
+    coordination-service barrier (`sharding.wait_for_processes`, which waits
+    hours where a first device collective would give up after 30 s), then
+    find the finished dataset (two concurrent builds would race on tfds's
     final rename). `prepared_dir` must be a file system every process sees.
     """
     directory = prepared_dir(data, workdir)
@@ -61,7 +63,7 @@ def prepare_cohort(
     if jax.process_count() > 1:
         if jax.process_index() == 0:
             builders.prepare(cohort, data.resolution, directory)
-        multihost_utils.sync_global_devices(f"prepare {cohort.name} {data.resolution}px")
+        sharding.wait_for_processes(f"prepare {cohort.name} {data.resolution}px")
     prepared = builders.prepare(cohort, data.resolution, directory)
     logging.info(
         "%s: %d images written, %d skipped (report: %s)",
