@@ -2,7 +2,7 @@
 
 Every row of a RESULTS.md measurement table names a committed point
 (`results/<study>/points/<point>/results.json`); its real, synthetic and
-relative AUC, relative-AUC CI and DeLong p-value must be those of that file,
+relative AUC, relative-AUC CI, DeLong p-value and the synthetic AUC's CI must be those of that file,
 formatted as every medgan report formats them. A number typed by hand, or a
 result rerun without updating the page, fails here.
 """
@@ -45,5 +45,6 @@ def test_every_row_is_the_committed_results_json(row):
         fmt.number(result["real"]["mean_auc"]), fmt.number(result["synthetic"]["mean_auc"]),
         fmt.number(relative["mean"]), fmt.interval(relative["ci_low"], relative["ci_high"]),
         fmt.p_value(mean["p_value"] if mean else None),
+        fmt.interval(*result["synthetic"]["mean_auc_ci"]),
     ]
     assert cells[: len(expected)] == expected
