@@ -16,14 +16,27 @@ def open_csv(
 
     Rows come as (line number of the file, header = 1; fields). Blank lines are
     skipped; a row with the wrong number of fields is an error naming its line.
-    The header may carry a UTF-8 byte-order mark (spreadsheet exports do).
+    The header may carry a UTF-8 byte-order mark and lines may end in CRLF
+    (spreadsheet exports do both).
+
+    Bytes that are not UTF-8 and the csv module's own complaints (a field over
+    its size limit) become ValueErrors naming the file and the row, so that a
+    caller handles one error type for any malformed label file.
 
     Raises:
-      ValueError: a `required` column is missing, or a row is ragged.
+      FileNotFoundError: the file does not exist (the message names it).
+      ValueError: the file is empty, a `required` column is missing, a row is
+        ragged, or the file is not UTF-8 text CSV.
     """
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        header = [name.strip() for name in next(reader, [])]
+        with _named(csv_path, reader):
+            first = next(reader, None)
+        if first is None:
+            raise ValueError(
+                f"{csv_path}: empty file; expected a header row with the columns {', '.join(required)}"
+            )
+        header = [name.strip() for name in first]
         missing = [name for name in required if name not in header]
         if missing:
             raise ValueError(
@@ -32,7 +45,11 @@ def open_csv(
             )
 
         def rows() -> Iterator[tuple[int, list[str]]]:
-            for row in reader:
+            while True:
+                with _named(csv_path, reader):
+                    row = next(reader, None)
+                if row is None:
+                    return
                 if not row:
                     continue  # a blank line, e.g. at the end of the file
                 if len(row) != len(header):
@@ -43,3 +60,16 @@ def open_csv(
                 yield reader.line_num, row
 
         yield {name: header.index(name) for name in required}, rows()
+
+
+@contextlib.contextmanager
+def _named(csv_path: Path, reader) -> Iterator[None]:
+    """Re-raises a decoding or csv error as a ValueError naming the file and the row being read.
+
+    The row is approximate for a decoding error: text is decoded in blocks
+    ahead of the csv parser, so a bad byte surfaces at the first row of its block.
+    """
+    try:
+        yield
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{csv_path}, near row {reader.line_num + 1}: not UTF-8 CSV text ({err})") from err

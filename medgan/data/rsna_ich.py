@@ -27,6 +27,7 @@ among 3 px of 40 HU brain: mean 280 HU -> 255 in the brain window, versus
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -155,13 +156,20 @@ def dicom_to_hu(ds: pydicom.Dataset) -> np.ndarray:
     replaced. (A plain 12-bit sign extension would instead turn 2048-3095,
     i.e. dense bone and metal, into -2048..-1001.)
 
+    The header is checked before any pixel is decoded: a colour or palette
+    image, or a multi-frame object, is not a CT slice in HU (a palette image
+    would even decode to a plausible-looking 2-D array of palette indices).
+
     Raises:
-      ValueError: the pixel data is not a single 2-D grayscale frame.
-      Errors of pydicom and its decoders for missing or corrupt pixel data.
+      ValueError: no pixel data, or not a single 2-D grayscale frame (names
+        the offending tag).
+      Errors of pydicom and its decoders for an unsupported transfer syntax
+        or corrupt pixel data.
     """
+    _check_grayscale_slice(ds)
     raw = ds.pixel_array
-    if raw.ndim != 2:
-        raise ValueError(f"expected one grayscale frame, got a pixel array of shape {raw.shape}")
+    if raw.ndim != 2 or 0 in raw.shape:
+        raise ValueError(f"expected one non-empty grayscale frame, got a pixel array of shape {raw.shape}")
     slope = _number(ds, "RescaleSlope", 1.0)
     intercept = _number(ds, "RescaleIntercept", 0.0)
     raw = raw.astype(np.float64)
@@ -171,12 +179,45 @@ def dicom_to_hu(ds: pydicom.Dataset) -> np.ndarray:
     return (raw * slope + intercept).astype(np.float32)
 
 
+GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
+
+
+def _check_grayscale_slice(ds: pydicom.Dataset) -> None:
+    """Refuses, by its header, a dataset that is not one grayscale frame."""
+    if "PixelData" not in ds:
+        raise ValueError("no (7FE0,0010) PixelData element: the file holds no image")
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip()
+    if photometric not in GRAYSCALE:
+        raise ValueError(
+            f"PhotometricInterpretation {photometric!r} is not grayscale ({' or '.join(GRAYSCALE)}); "
+            "a CT slice in HU has one sample per pixel"
+        )
+    samples = ds.get("SamplesPerPixel", 1)
+    if samples not in (None, "", 1):
+        raise ValueError(f"SamplesPerPixel {samples}: a CT slice in HU has one sample per pixel")
+    frames = ds.get("NumberOfFrames", 1)
+    if frames not in (None, ""):
+        try:
+            count = int(frames)
+        except (TypeError, ValueError):
+            raise ValueError(f"NumberOfFrames {frames!r} is not a number") from None
+        if count != 1:
+            raise ValueError(f"NumberOfFrames {count}: expected a single CT slice, not a multi-frame object")
+
+
 def _number(ds: pydicom.Dataset, keyword: str, default: float) -> float:
-    """A numeric tag's value, or `default` when the tag is absent or empty."""
+    """A numeric tag's value, or `default` when the tag is absent or empty.
+
+    A value that is not a finite number is an error: NaN or infinite HU would
+    pass resampling and come out of the window cast as arbitrary grey levels.
+    """
     value = ds.get(keyword)
     if value is None or value == "":
         return default
-    return float(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{keyword} {value!r} is not a finite number")
+    return number
 
 
 def load_dicom(
