@@ -23,8 +23,15 @@ from medgan.workdir import DATASET_DIR, MANIFEST_FILE
 
 
 def make_source(data: ml_collections.ConfigDict, source: str | None = None) -> Source:
-    """The `Source` named by `source` (default `data.source`), configured by `data`."""
+    """The `Source` named by `source` (default `data.source`), configured by `data`.
+
+    A real cohort's root is checked here, before any work: otherwise the first
+    sign of a misspelt path would be the CSV reader's error, which names the
+    file but not the config key that put it there.
+    """
     name = source or data.source
+    if name not in PHANTOM_SOURCES and name in SOURCES and not os.path.isdir(data.root):
+        raise FileNotFoundError(f"config.data.root={data.root!r}: no such directory (data.source={name!r})")
     if name in PHANTOM_SOURCES:
         from medgan.data import phantoms
 
@@ -122,7 +129,18 @@ class TrainingData:
 
 
 def training_data(train_data: str, prepared: builders.PreparedDataset, fold: folds.Fold) -> TrainingData:
-    """The real fold's train/val splits (`train_data` ""), or those of a synthetic cohort's directory."""
+    """The real fold's train/val splits (`train_data` ""), or those of a synthetic cohort's directory.
+
+    A synthetic cohort must have the real fold's label set: the same class
+    names and the same label combinations. One sampled for another fold (other
+    k, other cohort) would train the judge on classes the real test split does
+    not score, and the comparison of the two judges would mean nothing.
+
+    Raises:
+      FileNotFoundError: `train_data` is not a directory written by the
+        synthesize job (no manifest.json or no prepared dataset there).
+      ValueError: its class names or label combinations differ from the real fold's.
+    """
     if not train_data:
         return TrainingData(prepared.dataset_dir, fold.ids["train"], fold.ids["val"], "real")
     manifest_path = synthetic_manifest(train_data)
@@ -131,7 +149,21 @@ def training_data(train_data: str, prepared: builders.PreparedDataset, fold: fol
         raise ValueError(
             f"{manifest_path}: classes {synthetic.class_names} differ from the real cohort's {prepared.class_names}"
         )
+    if set(synthetic.combinations) != set(fold.combinations):
+        names = fold.combination_names
+        only_synthetic = sorted("+".join(names(c)) for c in set(synthetic.combinations) - set(fold.combinations))
+        only_real = sorted("+".join(names(c)) for c in set(fold.combinations) - set(synthetic.combinations))
+        raise ValueError(
+            f"{manifest_path}: the synthetic cohort's label combinations differ from the real fold's "
+            f"(only synthetic: {only_synthetic}; only real: {only_real}); "
+            "synthesize it from a GAN trained on this fold"
+        )
     dataset_dir = os.path.join(train_data, DATASET_DIR)
+    if not os.path.isdir(dataset_dir):
+        raise FileNotFoundError(
+            f"config.classifier.train_data={train_data!r}: no {DATASET_DIR}/ beside {MANIFEST_FILE} "
+            "(an unfinished synthesize run?)"
+        )
     return TrainingData(dataset_dir, synthetic.ids["train"], synthetic.ids["val"], f"synthetic:{train_data}")
 
 

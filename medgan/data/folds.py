@@ -28,8 +28,10 @@ Procedure of `make_fold` (deterministic for a seed):
    (seed, combination, split) and its first `quota` entries. The permutation
    depends on neither k nor n, so a smaller n trains on a prefix of a larger
    n's images and every k tests a combination on the same images.
-A combination whose split holds fewer images than its quota fails the whole
-fold before any training, with every shortfall listed.
+A combination whose split holds fewer images than its quota, or no training
+image at all (possible in an unbalanced fold, whose training quota is "all"),
+fails the whole fold before any training, with every shortfall listed: a
+class the judge never trains on would still be scored on the test split.
 """
 
 from __future__ import annotations
@@ -174,10 +176,10 @@ def make_fold(
                      val_images, test_images)
     shortfalls = [
         f"{'+'.join(n for n, b in zip(class_names, c) if b) or '(none)'} {list(c)} {split}: "
-        f"{len(pools[c, split])} images among the {split} patients, {quotas[c, split]} requested"
+        f"{len(pools[c, split])} images among the {split} patients, {max(quotas[c, split], 1)} requested"
         for c in combinations
         for split in SPLITS
-        if quotas[c, split] > len(pools[c, split])
+        if quotas[c, split] > len(pools[c, split]) or (split == "train" and not pools[c, split])
     ]
     if shortfalls:
         raise ValueError(
@@ -272,14 +274,33 @@ def write_manifest(fold: Fold, path: str | os.PathLike) -> None:
 
 
 def read_manifest(path: str | os.PathLike) -> Fold:
-    """The `Fold` written by `write_manifest`."""
+    """The `Fold` written by `write_manifest`.
+
+    Raises:
+      FileNotFoundError: no file at `path`.
+      ValueError: not a manifest (not JSON, an old format, a missing key);
+        the message names the file.
+    """
     path = Path(path)
-    payload: dict[str, Any] = json.loads(path.read_text())
+    try:
+        payload: dict[str, Any] = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a fold manifest (not JSON: {err})") from err
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: not a fold manifest (a JSON {type(payload).__name__}, not an object)")
     if payload.get("format") != MANIFEST_FORMAT:
         raise ValueError(
             f"{path}: manifest format {payload.get('format')!r}, expected {MANIFEST_FORMAT} (format 1 split n "
             "images 80/10/10; draw the fold again by removing the manifest, or run the point in a new workdir)"
         )
+    try:
+        return _fold_from(payload)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a complete fold manifest ({type(err).__name__}: {err})") from err
+
+
+def _fold_from(payload: dict[str, Any]) -> Fold:
+    """A manifest's JSON as a `Fold`; KeyError/TypeError when a part is missing or mistyped."""
     params = payload["parameters"]
     combos = payload["combinations"]
     return Fold(
