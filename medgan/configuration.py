@@ -428,3 +428,37 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"config.data.root is empty: data.source={source!r} needs the folder of your copy"
         )
+
+
+# Every global batch a job's config may set; each is sharded over the mesh's `data` axis.
+_BATCH_KEYS = ("classifier.global_batch_size", "gan.global_batch_size", "synthesize.global_batch_size")
+
+
+def check_devices(config: ml_collections.ConfigDict, device_count: int) -> None:
+    """Raises ConfigError naming the first global batch that does not split over `device_count` devices.
+
+    Separate from `validate` because the device count is only known once the
+    distributed run is joined, which `validate` must not do (it runs before
+    any work, also where no accelerator is attached). Call it right after
+    making the mesh: the input pipeline would otherwise find the same problem
+    only after the train state's initialisation was compiled.
+    """
+    if device_count < 1:
+        raise ValueError(f"device_count must be positive, got {device_count}")
+    for path in _BATCH_KEYS:
+        try:
+            batch = _get(config, path)
+        except KeyError:
+            continue
+        if batch % device_count:
+            raise ConfigError(
+                f"config.{path}={batch}: not divisible by the {device_count} devices; "
+                f"use a multiple of {device_count}"
+            )
+    if "gan" in config:
+        for px, batch in config.gan.batch_by_resolution:
+            if batch % device_count:
+                raise ConfigError(
+                    f"config.gan.batch_by_resolution: the global batch {batch} of stage {px} px is not "
+                    f"divisible by the {device_count} devices"
+                )
