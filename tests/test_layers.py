@@ -1,4 +1,5 @@
-"""GAN layers: equalized LR, (conditional) pixel norm, minibatch stddev, modulated conv, FIR resampling."""
+"""GAN layers: equalized LR, (conditional) pixel norm, minibatch stddev, modulated conv, FIR resampling,
+resampling convolutions."""
 
 import math
 
@@ -15,6 +16,7 @@ from medgan.models.layers import (
     MinibatchStdDev,
     ModulatedConv,
     PixelNorm,
+    conv2d_resample,
     downsample2d,
     equalized_scale,
     upsample2d,
@@ -263,3 +265,113 @@ def test_fir_resampling_matches_a_naive_2d_reference_for_an_asymmetric_kernel(pa
                                atol=1e-5)
     np.testing.assert_allclose(downsample2d(x, kernel, pad_mode), _upfirdn_reference(x, kernel, False, pad_mode),
                                atol=1e-5)
+
+
+# --- resampling convolutions ---------------------------------------------------------------
+
+_PAD = {"zeros": "constant", "edge": "edge", "reflect": "symmetric"}
+
+
+def _conv_valid_np(x, w, stride=1):
+    """Naive numpy correlation without padding: x [B, H, W, C], w [k, k, C, F] -> [B, H', W', F]."""
+    k = w.shape[0]
+    oh, ow = (x.shape[1] - k) // stride + 1, (x.shape[2] - k) // stride + 1
+    out = np.zeros((x.shape[0], oh, ow, w.shape[3]))
+    for i in range(oh):
+        for j in range(ow):
+            patch = x[:, i * stride:i * stride + k, j * stride:j * stride + k]
+            out[:, i, j] = np.einsum("bhwc,hwcf->bf", patch, w)
+    return out
+
+
+def _fir_valid_np(x, kernel, gain):
+    """Naive numpy convolution with outer(k, k) / sum(k)**2 * gain per channel, no padding."""
+    k = np.asarray(kernel, np.float64)
+    k2 = (np.outer(k, k) / k.sum() ** 2 * gain)[::-1, ::-1]
+    c = x.shape[-1]
+    return _conv_valid_np(x, k2[:, :, None, None] * np.eye(c)[None, None], 1)
+
+
+def _conv_resample_reference(x, w, up, down, kernel, pad_mode):
+    """[SG2]'s conv2d_resample written plainly: pad, filter, stride-2 conv; or pad, zero-insert, conv, filter."""
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    k = w.shape[0]
+    if down:
+        p = (k + 1) // 2
+        xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=_PAD[pad_mode])
+        return _conv_valid_np(_fir_valid_np(xp, kernel, 1.0), w, stride=2)
+    assert up
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=_PAD[pad_mode])
+    b, h, wd, c = xp.shape
+    z = np.zeros((b, 2 * h - 1, 2 * wd - 1, c))
+    z[:, ::2, ::2] = xp
+    a = (k - 1) // 2
+    z = np.pad(z, ((0, 0), (a, a), (a, a), (0, 0)))
+    return _fir_valid_np(_conv_valid_np(z, w), kernel, 4.0)
+
+
+@pytest.mark.parametrize("pad_mode", ["zeros", "edge"])
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_conv_resample_matches_a_naive_reference(k, pad_mode):
+    x = normal(20, (2, 6, 8, 3))
+    w = normal(21, (k, k, 3, 4))
+    kernel = (1.0, 2.0, 3.0, 4.0)  # asymmetric: catches a flipped filter
+    for up, down, shape in ((True, False, (2, 12, 16, 4)), (False, True, (2, 3, 4, 4))):
+        y = conv2d_resample(x, w, up=up, down=down, kernel=kernel, pad_mode=pad_mode)
+        assert y.shape == shape
+        np.testing.assert_allclose(y, _conv_resample_reference(x, w, up, down, kernel, pad_mode), atol=1e-4)
+
+
+def _same_conv(x, w):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("pad_mode", ["zeros", "edge"])
+def test_conv_resample_equals_the_full_resolution_order_away_from_the_borders(pad_mode):
+    x = normal(22, (2, 12, 12, 3))
+    w = normal(23, (3, 3, 3, 5))
+    down = conv2d_resample(x, w, down=True, pad_mode=pad_mode)
+    old = downsample2d(_same_conv(x, w), pad_mode=pad_mode)
+    np.testing.assert_allclose(down[:, 1:-1, 1:-1], old[:, 1:-1, 1:-1], atol=1e-4)
+    up = conv2d_resample(x, w, up=True, pad_mode=pad_mode)
+    old = _same_conv(upsample2d(x, pad_mode=pad_mode), w)
+    np.testing.assert_allclose(up[:, 1:-1, 1:-1], old[:, 1:-1, 1:-1], atol=1e-4)
+    # a 1x1 convolution commutes with the filter everywhere
+    w1 = normal(24, (1, 1, 3, 5))
+    np.testing.assert_allclose(conv2d_resample(x, w1, down=True, pad_mode=pad_mode),
+                               downsample2d(_same_conv(x, w1), pad_mode=pad_mode), atol=1e-5)
+    np.testing.assert_allclose(conv2d_resample(x, w1, up=True, pad_mode=pad_mode),
+                               upsample2d(_same_conv(x, w1), pad_mode=pad_mode), atol=1e-5)
+
+
+@pytest.mark.parametrize("resolution", [8, 16, 64])
+def test_conv_resample_shapes_dtype_and_constant_borders(resolution):
+    x = jnp.full((2, resolution, resolution, 3), 0.5, jnp.bfloat16)
+    w = jnp.full((3, 3, 3, 2), 1.0 / 27)
+    assert conv2d_resample(x, w).shape == (2, resolution, resolution, 2)
+    for up, size in ((True, 2 * resolution), (False, resolution // 2)):
+        y = conv2d_resample(x, w, up=up, down=not up)
+        assert y.shape == (2, size, size, 2) and y.dtype == jnp.bfloat16
+        np.testing.assert_allclose(np.asarray(y, np.float32), 0.5, rtol=1e-2)  # "edge" keeps a constant constant
+    with pytest.raises(ValueError, match="exclusive"):
+        conv2d_resample(x, w, up=True, down=True)
+    with pytest.raises(ValueError, match="odd square kernel"):
+        conv2d_resample(x, jnp.ones((2, 2, 3, 2)), up=True)
+
+
+def test_equalized_and_modulated_conv_resample_with_their_own_parameters():
+    x = normal(25, (2, 8, 8, 4))
+    for up, down in ((True, False), (False, True)):
+        conv = EqualizedConv(6, gain=LRELU_GAIN, bias_init=0.3, up=up, down=down)
+        v = conv.init(KEY, x)
+        assert jax.tree.map(jnp.shape, v) == jax.tree.map(jnp.shape, EqualizedConv(6).init(KEY, x))
+        w = v["params"]["kernel"] * equalized_scale(9 * 4, LRELU_GAIN)
+        np.testing.assert_allclose(conv.apply(v, x), conv2d_resample(x, w, up=up, down=down) + 0.3, atol=1e-5)
+    # modulate, upsample-convolve, demodulate: equal to modulated conv of the upsampled input inside the borders
+    s = jnp.exp(normal(26, (2, 4)))
+    mc = ModulatedConv(5, up=True)
+    v = mc.init(KEY, x, s)
+    y = mc.apply(v, x, s)
+    ref = ModulatedConv(5).apply(v, upsample2d(x), s)
+    assert y.shape == (2, 16, 16, 5)
+    np.testing.assert_allclose(y[:, 1:-1, 1:-1], ref[:, 1:-1, 1:-1], atol=1e-4)

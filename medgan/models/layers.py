@@ -115,10 +115,13 @@ class EqualizedConv(nn.Module):
     """2-D convolution with equalized learning rate ([PGGAN] sec. 4.1).
 
     Stored kernel [k, k, C_in, features] ~ N(0, 1/lr_multiplier**2), scaled at
-    runtime by `equalized_scale(k*k*C_in, gain, lr_multiplier)`; stride 1,
-    "SAME" padding (odd `kernel_size` keeps it symmetric).
+    runtime by `equalized_scale(k*k*C_in, gain, lr_multiplier)`; odd
+    `kernel_size`. Stride 1 with "SAME" zero padding, or with `up` / `down`
+    the 2x FIR-resampling convolution of [SG2]'s code (`conv2d_resample`:
+    filter then stride-2 convolution; stride-2 transposed convolution then
+    filter), borders padded with `pad_mode`. The bias is added last.
 
-    Input [B, H, W, C_in] -> output [B, H, W, features].
+    Input [B, H, W, C_in] -> output [B, H', W', features], H' = H, 2H (up) or H/2 (down).
     """
 
     features: int
@@ -127,6 +130,9 @@ class EqualizedConv(nn.Module):
     lr_multiplier: float = 1.0
     use_bias: bool = True
     bias_init: float = 0.0
+    up: bool = False
+    down: bool = False
+    pad_mode: str = "edge"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -136,9 +142,7 @@ class EqualizedConv(nn.Module):
             raise ValueError(f"EqualizedConv expects [B, H, W, C], got shape {x.shape}")
         k, c_in = self.kernel_size, x.shape[-1]
         w = _equalized_kernel(self, (k, k, c_in, self.features), k * k * c_in)
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
+        y = conv2d_resample(x.astype(self.dtype), w, up=self.up, down=self.down, pad_mode=self.pad_mode)
         return _add_equalized_bias(self, y)
 
 
@@ -258,9 +262,14 @@ class ModulatedConv(nn.Module):
     input the output then has unit std per channel (eq. 2).
 
     The style affine (an EqualizedDense with bias_init=1) is left to the
-    caller. No bias, no noise (add them outside). Stride 1, "SAME" padding.
+    caller. No bias, no noise (add them outside). Stride 1 with "SAME" zero
+    padding, or with `up` / `down` the FIR-resampling convolution
+    `conv2d_resample` in the reference's order: modulate, resample-convolve,
+    demodulate (the styles and d are constant over pixels, so the resampling
+    leaves eq. 1-3 unchanged).
 
-    Call: x [B, H, W, C_in], style [B, C_in] -> [B, H, W, features].
+    Call: x [B, H, W, C_in], style [B, C_in] -> [B, H', W', features],
+    H' = H, 2H (up) or H/2 (down).
     """
 
     features: int
@@ -268,6 +277,9 @@ class ModulatedConv(nn.Module):
     demodulate: bool = True
     gain: float = 1.0
     eps: float = 1e-8
+    up: bool = False
+    down: bool = False
+    pad_mode: str = "edge"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -279,12 +291,12 @@ class ModulatedConv(nn.Module):
         kernel = self.param("kernel", _normal_init(1.0), (k, k, c_in, self.features), self.param_dtype)
         w = kernel.astype(jnp.float32) * equalized_scale(k * k * c_in, self.gain)
         s = style.astype(jnp.float32)
-        y = jax.lax.conv_general_dilated(
+        y = conv2d_resample(
             (x.astype(jnp.float32) * s[:, None, None, :]).astype(self.dtype),
-            w.astype(self.dtype),
-            (1, 1),
-            "SAME",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            w,
+            up=self.up,
+            down=self.down,
+            pad_mode=self.pad_mode,
         )
         if self.demodulate:
             # sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 * sum_k w_ijk^2  -> [B, features]
@@ -338,6 +350,18 @@ def _down_1d(x: jax.Array, axis: int, taps, pad_mode: str) -> jax.Array:
     return sum(jnp.asarray(t, x.dtype) * _take(xp, axis, s, s + n - 1, 2) for s, t in enumerate(taps))
 
 
+def _fir_valid_1d(x: jax.Array, axis: int, taps) -> jax.Array:
+    # The 4-tap filter without padding or stride: out[i] = sum_t f_t x[i + t].
+    n = x.shape[axis] - len(taps) + 1
+    return sum(jnp.asarray(t, x.dtype) * _take(x, axis, s, s + n) for s, t in enumerate(taps))
+
+
+def _pad_hw(x: jax.Array, pad: int, pad_mode: str) -> jax.Array:
+    if pad_mode not in _PAD_MODES:
+        raise ValueError(f"pad_mode must be one of {sorted(_PAD_MODES)}, got {pad_mode!r}")
+    return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=_PAD_MODES[pad_mode])
+
+
 def upsample2d(x: jax.Array, kernel: Sequence[float] = FIR_KERNEL, pad_mode: str = "edge") -> jax.Array:
     """2x FIR upsampling ([SG2] resampling filter [1,3,3,1]): zero-insertion, then the filter x4.
 
@@ -369,6 +393,115 @@ def downsample2d(x: jax.Array, kernel: Sequence[float] = FIR_KERNEL, pad_mode: s
         raise ValueError(f"downsample2d needs even H and W, got shape {x.shape}")
     taps = _fir_taps(kernel, gain=1.0)
     return _down_1d(_down_1d(x, 1, taps, pad_mode), 2, taps, pad_mode)
+
+
+_CONV_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def _transposed_conv2x(x: jax.Array, w: jax.Array) -> jax.Array:
+    """conv(zero_insert(x), w), the stride-2 transposed convolution, as four sub-pixel convolutions.
+
+    With z the zero-inserted input (z[2m] = x[m], z[2m+1] = 0) and the odd
+    k x k kernel w centred (a = (k-1)/2 zeros around z), output row
+    j = 2m + p (phase p) is sum_d w_d z[j + d - a]: only the taps with
+    p + d - a even meet a sample, x[m + (p + d - a)/2]. Each of the 2 x 2
+    phases is therefore a stride-1 convolution of x with every other tap of w,
+    and the phases are interleaved into pixels: no multiply meets an inserted
+    zero, and the gradients are plain convolutions too (XLA's CPU gradient of
+    a dilated-input convolution is several times slower).
+
+    x [B, N, M, C_in], w [k, k, C_in, C_out] -> [B, 2N, 2M, C_out] (the last
+    row and column lie beyond the transposed convolution's 2N - 1 rows).
+    """
+    a = (w.shape[0] - 1) // 2
+
+    def phase(p: int) -> tuple[slice, tuple[int, int]]:
+        first = (a - p) % 2  # the first tap d with p + d - a even
+        e_lo = (p + first - a) // 2
+        e_hi = e_lo + len(range(first, w.shape[0], 2)) - 1
+        return slice(first, None, 2), (-e_lo, e_hi)
+
+    rows = []
+    for py in (0, 1):
+        taps_y, pad_y = phase(py)
+        cols = []
+        for px in (0, 1):
+            taps_x, pad_x = phase(px)
+            cols.append(
+                jax.lax.conv_general_dilated(x, w[taps_y, taps_x], (1, 1), (pad_y, pad_x), dimension_numbers=_CONV_DIMS)
+            )
+        rows.append(jnp.stack(cols, axis=3))  # [B, N, M, 2 (px), C_out]
+    y = jnp.stack(rows, axis=2)  # [B, N, 2 (py), M, 2 (px), C_out]
+    b, n, _, m = y.shape[:4]
+    return y.reshape(b, 2 * n, 2 * m, w.shape[3])
+
+
+def conv2d_resample(
+    x: jax.Array,
+    w: jax.Array,
+    *,
+    up: bool = False,
+    down: bool = False,
+    kernel: Sequence[float] = FIR_KERNEL,
+    pad_mode: str = "edge",
+) -> jax.Array:
+    """Convolution with optional 2x FIR up- or downsampling, in the order of [SG2]'s code.
+
+    The order of the official StyleGAN2(-ADA) code's ``conv2d_resample``, which
+    touches the full-resolution side only with the cheap FIR filter:
+
+    * ``down``: the [1,3,3,1] filter (stride 1), then the k x k convolution
+      with stride 2: a quarter of the multiply-adds of a full-resolution
+      convolution followed by `downsample2d`, and no full-resolution output
+      activation. With k = 1 it is `downsample2d` then the 1x1 convolution.
+    * ``up``: the transposed convolution with stride 2 (zero insertion, then
+      the k x k convolution, computed without the inserted zeros by
+      `_transposed_conv2x`), then the filter with gain 4: a quarter of the multiply-adds of `upsample2d` followed by
+      a full-resolution convolution. With k = 1 it is `upsample2d` then the
+      1x1 convolution.
+    * neither: the plain stride-1 convolution, "SAME" zero padding.
+
+    The filter and the convolution are both linear and shift-invariant, so
+    away from the borders this equals the other order (convolve, then
+    resample) with the same filter placement as `upsample2d` /
+    `downsample2d` (half-pixel centres). At the borders the input is padded
+    once, for filter and convolution together, with `pad_mode` ("zeros" is
+    the reference code's zero padding; "edge", the default, keeps a constant
+    border constant, as in `upsample2d` / `downsample2d`): ``down`` pads
+    (k+1)/2 pixels, ``up`` pads one input pixel before the zero insertion.
+
+    Args:
+      x: [B, H, W, C_in] (H, W even with ``down``).
+      w: [k, k, C_in, C_out] (HWIO), k odd; cast to x.dtype.
+    Returns: [B, H', W', C_out] in x.dtype, H' = H/2 (down), 2H (up) or H.
+    """
+    if up and down:
+        raise ValueError("conv2d_resample: up and down are exclusive")
+    if x.ndim != 4 or w.ndim != 4 or w.shape[0] != w.shape[1] or w.shape[0] % 2 == 0 or w.shape[2] != x.shape[-1]:
+        raise ValueError(f"expected x [B, H, W, C] and an odd square kernel [k, k, C, F]; got {x.shape}, {w.shape}")
+    k, w = w.shape[0], w.astype(x.dtype)
+
+    def conv(v, strides=(1, 1), padding="VALID", lhs_dilation=None):
+        return jax.lax.conv_general_dilated(
+            v, w, strides, padding, lhs_dilation=lhs_dilation, dimension_numbers=_CONV_DIMS
+        )
+
+    if down:
+        if x.shape[1] % 2 or x.shape[2] % 2:
+            raise ValueError(f"conv2d_resample(down=True) needs even H and W, got shape {x.shape}")
+        if k == 1:
+            return conv(downsample2d(x, kernel, pad_mode))
+        taps = _fir_taps(kernel, gain=1.0)
+        g = _pad_hw(x, (k + 1) // 2, pad_mode)  # [B, H + k + 1, W + k + 1, C_in]
+        g = _fir_valid_1d(_fir_valid_1d(g, 1, taps), 2, taps)  # [B, H + k - 2, W + k - 2, C_in]
+        return conv(g, strides=(2, 2))
+    if up:
+        if k == 1:
+            return conv(upsample2d(x, kernel, pad_mode))
+        taps = _fir_taps(kernel, gain=2.0)
+        y = _transposed_conv2x(_pad_hw(x, 1, pad_mode), w)  # [B, 2H + 4, 2W + 4, C_out]
+        return _fir_valid_1d(_fir_valid_1d(y[:, :-1, :-1], 1, taps), 2, taps)
+    return conv(x, padding="SAME")
 
 
 # --- widths and noise --------------------------------------------------------
