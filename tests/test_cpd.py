@@ -266,3 +266,50 @@ def test_wgan_gp_losses_finite_with_gradients(g_and_params, d_and_params):
         leaves = jax.tree_util.tree_leaves(tree)
         assert all(np.all(np.isfinite(x)) for x in leaves)
         assert any(float(jnp.max(jnp.abs(x))) > 0 for x in leaves)
+
+
+# --- resampling convolutions in the reference's order ---------------------------------
+
+
+def _interior(x, border):
+    return np.asarray(x)[:, border:-border, border:-border]
+
+
+def test_resampling_blocks_equal_the_full_resolution_order_inside_the_borders():
+    """conv1 of D filters then strides, layer0 of G transposes then filters ([SG2] code's conv2d_resample);
+    away from the borders both equal the full-resolution convolution with the FIR resampling outside it."""
+    from medgan.models.layers import LRELU_GAIN, EqualizedConv, downsample2d, upsample2d
+
+    x = jax.random.normal(jax.random.PRNGKey(5), (2, 16, 16, 4))
+    block = cpd.DiscriminatorBlock(4, 6)
+    params = _params(block, x, seed=3)
+    out = block.apply(params, x)
+    assert out.shape == (2, 8, 8, 6)
+    p = params["params"]
+    conv = lambda name, k, v: EqualizedConv(6 if name != "conv0" else 4, k, gain=1.0 if name == "skip" else LRELU_GAIN,
+                                            use_bias=name != "skip").apply({"params": p[name]}, v)
+    h = jax.nn.leaky_relu(conv("conv0", 3, x), 0.2)
+    h = jax.nn.leaky_relu(downsample2d(conv("conv1", 3, h)), 0.2)
+    ref = (h + conv("skip", 1, downsample2d(x))) / np.sqrt(2.0)
+    np.testing.assert_allclose(_interior(out, 1), _interior(ref, 1), atol=1e-4)
+
+    z, labels, _ = _inputs(b=2)
+    gblock = cpd.GeneratorBlock(6)
+    gparams = _params(gblock, x, z, labels, seed=4)
+    y = gblock.apply(gparams, x, z, labels)
+    assert y.shape == (2, 32, 32, 6)
+    # the same block fed the FIR-upsampled input with a stride-1 layer0
+    p = gparams["params"]
+    plain = EqualizedConv(6, 3, gain=LRELU_GAIN).apply({"params": p["layer0"]}, upsample2d(x))
+    ref = _cpn_tail(p, plain, z, labels)
+    np.testing.assert_allclose(_interior(y, 2), _interior(ref, 2), atol=1e-3)
+
+
+def _cpn_tail(p, h, z, labels):
+    """cpn0 -> lrelu -> conv1 -> cpn1 -> lrelu of `GeneratorBlock` with its parameters `p`."""
+    from medgan.models.layers import LRELU_GAIN, ConditionalPixelNorm, EqualizedConv
+
+    lrelu = lambda v: jax.nn.leaky_relu(v, 0.2)
+    h = lrelu(ConditionalPixelNorm().apply({"params": p["cpn0"]}, h, z, labels))
+    h = EqualizedConv(h.shape[-1], 3, gain=LRELU_GAIN).apply({"params": p["conv1"]}, h)
+    return lrelu(ConditionalPixelNorm().apply({"params": p["cpn1"]}, h, z, labels))

@@ -198,3 +198,19 @@ def test_path_length_penalty_ema_and_gradients(g16):
     # the bare params tree (as the training state holds it) is accepted too
     assert stylegan2._as_variables(variables["params"]) == {"params": variables["params"]}
     assert stylegan2._as_variables(variables) is variables
+
+
+def test_upsampling_layer_equals_modulated_conv_of_the_upsampled_input_inside_the_borders():
+    """SynthesisLayer(up) modulates, transposes (stride 2), filters, demodulates ([SG2] code's conv2d_resample);
+    away from the borders that equals the stride-1 layer on the FIR-upsampled input with the same parameters."""
+    from medgan.models.layers import upsample2d
+    from medgan.models.stylegan2 import SynthesisLayer
+
+    x = jax.random.normal(jax.random.key(7), (2, 8, 8, 4))
+    w = jax.random.normal(jax.random.key(8), (2, 16))
+    layer = SynthesisLayer(6, up=True)
+    params = jax.jit(layer.init)(jax.random.key(9), x, w)
+    y = layer.apply(params, x, w, noise_mode="const")
+    ref = SynthesisLayer(6).apply(params, upsample2d(x), w, noise_mode="const")
+    assert y.shape == ref.shape == (2, 16, 16, 6)
+    np.testing.assert_allclose(np.asarray(y)[:, 1:-1, 1:-1], np.asarray(ref)[:, 1:-1, 1:-1], atol=1e-4)

@@ -23,7 +23,8 @@ class-conditional pixel norm:
   into the first dense layer) or a learned constant 4x4 tensor
   (``const_input=True``; [SG2] fig. 2 / 7), which sees no input.
 * Every block at resolution r (name ``block_{r}``):
-  ``layer0`` (dense/const at r=4; ``upsample2d`` + conv3x3 for r >= 8),
+  ``layer0`` (dense/const at r=4; for r >= 8 the conv3x3 that upsamples,
+  a stride-2 transposed convolution then the FIR filter, see below),
   ``cpn0``, lrelu(0.2), ``conv1`` (3x3), ``cpn1``, lrelu(0.2).
 * Output skips ([SG2] fig. 7 (b)): ``rgb_4 = to_rgb_4(h_4)`` and
   ``rgb_r = upsample2d(rgb_{r/2}) + to_rgb_r(h_r)``; the output is the linear
@@ -43,7 +44,8 @@ no unconditional term):
 * ``from_rgb_{R}``: 1x1 conv + lrelu.
 * Residual blocks ``block_{r}`` for r = R, R/2, ..., 8 (each halves the
   resolution, r -> r/2; widths nf(r) -> nf(r/2)):
-  main = conv3x3 (nf(r)), lrelu, conv3x3 (nf(r/2)), ``downsample2d``, lrelu;
+  main = conv3x3 (nf(r)), lrelu, conv3x3 (nf(r/2)) that downsamples (FIR
+  filter then stride 2), lrelu;
   skip = ``downsample2d`` + 1x1 conv without bias (nf(r/2));
   h = (main + skip) / sqrt(2)  ([SG2] appendix B / reference code's
   ``resnet`` architecture, which keeps the variance of the sum unchanged).
@@ -64,9 +66,14 @@ Conventions
   layers followed by lrelu use gain sqrt(2) (`layers.LRELU_GAIN`, [PGGAN]
   convention: the gain sits in the weight scale, not after the activation),
   output layers (to_rgb, skip 1x1, final dense) use gain 1.
-* FIR resampling: `layers.upsample2d` / `layers.downsample2d` with the
-  [1,3,3,1] filter and their DEFAULT ``pad_mode="edge"`` (constant borders of
-  radiographs/CTs produce no dark rim; the reference code pads with zeros).
+* FIR resampling with the [1,3,3,1] filter in the order of [SG2]'s code
+  (``conv2d_resample``, `layers.conv2d_resample`): a convolution that
+  upsamples is a stride-2 transposed convolution followed by the filter, one
+  that downsamples is the filter followed by a stride-2 convolution, so no
+  convolution runs at the higher of the two resolutions; the image skips use
+  `layers.upsample2d`. Borders use the DEFAULT ``pad_mode="edge"`` (constant
+  borders of radiographs/CTs produce no dark rim; the reference code pads
+  with zeros).
 * Compute in ``dtype`` (e.g. bfloat16), parameters in ``param_dtype``
   (float32); the outputs (images, logits) are always float32.
 * No batch statistics (no BatchNorm). Caveat: the minibatch-stddev layer of
@@ -107,7 +114,6 @@ from medgan.models.layers import (
     EqualizedConv,
     EqualizedDense,
     MinibatchStdDev,
-    downsample2d,
     feature_maps,
     pixel_norm,
     projection_score,
@@ -147,8 +153,9 @@ class GeneratorBlock(nn.Module):
     r = 4 (``first=True``): ``layer0`` is a dense layer x -> 4x4xF
     (or a learned constant 4x4xF with ``const_input``); the input `x` is
     ``pixel_norm([z, labels])`` [B, Z + K] (ignored for the constant input).
-    r >= 8: x [B, r/2, r/2, C_in] -> ``upsample2d`` (FIR) -> ``layer0``
-    (conv3x3, F). Then, in both cases:
+    r >= 8: x [B, r/2, r/2, C_in] -> ``layer0`` (conv3x3, F, with 2x FIR
+    upsampling: stride-2 transposed convolution, then the filter). Then, in
+    both cases:
     ``cpn0`` -> lrelu -> ``conv1`` (conv3x3, F) -> ``cpn1`` -> lrelu.
 
     Call: x, z [B, Z] (normalised; conditions the cpn), labels [B, K] -> [B, r, r, F] in `dtype`.
@@ -174,8 +181,7 @@ class GeneratorBlock(nn.Module):
                 h = EqualizedDense(16 * f, gain=LRELU_GAIN, dtype=dt, param_dtype=pdt, name="layer0")(x)
                 h = h.reshape(b, 4, 4, f)
         else:
-            h = upsample2d(x.astype(dt))
-            h = EqualizedConv(f, 3, gain=LRELU_GAIN, dtype=dt, param_dtype=pdt, name="layer0")(h)
+            h = EqualizedConv(f, 3, gain=LRELU_GAIN, up=True, dtype=dt, param_dtype=pdt, name="layer0")(x.astype(dt))
         h = _lrelu(ConditionalPixelNorm(dtype=dt, param_dtype=pdt, name="cpn0")(h, z, labels))
         h = EqualizedConv(f, 3, gain=LRELU_GAIN, dtype=dt, param_dtype=pdt, name="conv1")(h)
         h = _lrelu(ConditionalPixelNorm(dtype=dt, param_dtype=pdt, name="cpn1")(h, z, labels))
@@ -252,9 +258,8 @@ class DiscriminatorBlock(nn.Module):
     """Residual discriminator block r -> r/2 ([SG2] fig. 7 (c)).
 
     main: conv3x3 (``conv0``, `features_in`) -> lrelu -> conv3x3 (``conv1``,
-    `features_out`) -> ``downsample2d`` -> lrelu (conv1's bias commutes with
-    the edge-padded FIR downsampling, so this is conv1 "with down=2" of the
-    reference code, up to borders);
+    `features_out`) with down=2 as the reference code's ``conv2d_resample``
+    (FIR filter, then the convolution with stride 2, then the bias) -> lrelu;
     skip: ``downsample2d`` -> 1x1 conv without bias (``skip``, `features_out`);
     out = (main + skip) / sqrt(2).
 
@@ -270,12 +275,12 @@ class DiscriminatorBlock(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         dt, pdt = self.dtype, self.param_dtype
         x = x.astype(dt)
-        skip = EqualizedConv(self.features_out, 1, gain=1.0, use_bias=False, dtype=dt, param_dtype=pdt, name="skip")(
-            downsample2d(x)
-        )
+        skip = EqualizedConv(
+            self.features_out, 1, gain=1.0, use_bias=False, down=True, dtype=dt, param_dtype=pdt, name="skip"
+        )(x)
         h = _lrelu(EqualizedConv(self.features_in, 3, gain=LRELU_GAIN, dtype=dt, param_dtype=pdt, name="conv0")(x))
-        h = EqualizedConv(self.features_out, 3, gain=LRELU_GAIN, dtype=dt, param_dtype=pdt, name="conv1")(h)
-        h = _lrelu(downsample2d(h))
+        h = EqualizedConv(self.features_out, 3, gain=LRELU_GAIN, down=True, dtype=dt, param_dtype=pdt, name="conv1")(h)
+        h = _lrelu(h)
         return (h + skip) * jnp.asarray(1.0 / math.sqrt(2.0), dt)
 
 

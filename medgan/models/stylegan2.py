@@ -18,10 +18,15 @@ Conventions (the GAN model contract of `gans.py`):
   as in [PGGAN]/[SG2]).
 * Noise uses the "noise" RNG stream (`layers.NoiseInput`); without it (or with
   `noise_mode="const"`) the noise is zero, i.e. deterministic output.
-* Resampling uses `layers.upsample2d` / `layers.downsample2d` (the [1,3,3,1]
-  FIR filter of [SG2]) with their default `pad_mode="edge"`: the constant dark
-  borders of radiographs and CTs then stay constant instead of getting the dark
-  (zero-padded) rim of the reference implementation.
+* Resampling uses the [1,3,3,1] FIR filter of [SG2] in the order of the
+  reference code's ``conv2d_resample`` (`layers.conv2d_resample`): a
+  convolution that upsamples is a stride-2 transposed convolution followed by
+  the filter, one that downsamples is the filter followed by a stride-2
+  convolution, so no convolution runs at the higher resolution of the two.
+  Borders use the default `pad_mode="edge"` (of `layers.upsample2d` /
+  `layers.downsample2d` too): the constant dark borders of radiographs and CTs
+  then stay constant instead of getting the dark (zero-padded) rim of the
+  reference implementation.
 * Activations are leaky ReLU (slope 0.2) multiplied by `LRELU_GAIN` = sqrt(2)
   after the bias, as the reference `bias_act` ("lrelu" with def_gain sqrt 2),
   so equalized-LR layers are created with gain 1.
@@ -58,7 +63,6 @@ from medgan.models.layers import (
     MinibatchStdDev,
     ModulatedConv,
     NoiseInput,
-    downsample2d,
     feature_maps,
     pixel_norm,
     upsample2d,
@@ -164,8 +168,9 @@ class SynthesisLayer(nn.Module):
     """One style-modulated 3x3 conv layer of [SG2] fig. 2(d).
 
     style s = affine(w) (EqualizedDense(C_in, bias_init=1): styles start at 1);
-    y = ModulatedConv(s) (modulation + demodulation, [SG2] eq. 1-3), optionally
-    preceded by FIR 2x upsampling of x; then noise (`NoiseInput`, learned
+    y = ModulatedConv(s) (modulation + demodulation, [SG2] eq. 1-3); with `up`
+    its convolution is the reference's upsampling one (modulate, stride-2
+    transposed convolution, FIR filter, demodulate); then noise (`NoiseInput`, learned
     strength, 0 at init), bias, lrelu*sqrt(2).
 
     Call: x [B, H, W, C_in], w [B, w_dim] -> [B, H', W', features] (H' = 2H if `up`).
@@ -180,8 +185,6 @@ class SynthesisLayer(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, w: jax.Array, noise_mode: str = "random") -> jax.Array:
         x = x.astype(self.dtype)
-        if self.up:
-            x = upsample2d(x)
         style = EqualizedDense(
             x.shape[-1], bias_init=1.0, dtype=jnp.float32, param_dtype=self.param_dtype, name="affine"
         )(w.astype(jnp.float32))
@@ -189,6 +192,7 @@ class SynthesisLayer(nn.Module):
             self.features,
             kernel_size=self.kernel_size,
             demodulate=True,
+            up=self.up,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             name="conv",
@@ -392,8 +396,11 @@ class Discriminator(nn.Module):
     """Residual StyleGAN2 discriminator with projection conditioning ([SG2] fig. 7 "resnet"; [ADA]).
 
     from_rgb_R (1x1 EqualizedConv to nf(R), lrelu); block_r for r = R .. 8:
-      h = lrelu(conv3x3_nf(r)(x)); h = downsample2d(lrelu(conv3x3_nf(r/2)(h)));
-      skip = conv1x1_nf(r/2), no bias (downsample2d(x));  x = (h + skip) / sqrt(2).
+      h = lrelu(conv3x3_nf(r)(x)); h = lrelu(conv3x3_nf(r/2), down=2 (h));
+      skip = conv1x1_nf(r/2), down=2, no bias (x);  x = (h + skip) / sqrt(2).
+    "down=2" is the reference's ``conv2d_resample`` order (`layers.conv2d_resample`):
+    the FIR filter, then the convolution with stride 2 (for the 1x1 skip:
+    `downsample2d`, then the 1x1 convolution); bias and lrelu come after it.
     At 4x4 ("block_4"): minibatch stddev (group `mbstd_group_size`, 1 channel),
     conv3x3 nf(4) lrelu, flatten, dense nf(4) lrelu, dense cmap_dim -> out.
 
@@ -436,10 +443,8 @@ class Discriminator(nn.Module):
         for log_r in range(res_log2, 2, -1):
             r = 2**log_r
             h = _lrelu(EqualizedConv(nf(r), name=f"block_{r}_conv0", **kw)(x))
-            h = downsample2d(_lrelu(EqualizedConv(nf(r // 2), name=f"block_{r}_conv1", **kw)(h)))
-            skip = EqualizedConv(nf(r // 2), kernel_size=1, use_bias=False, name=f"block_{r}_skip", **kw)(
-                downsample2d(x)
-            )
+            h = _lrelu(EqualizedConv(nf(r // 2), down=True, name=f"block_{r}_conv1", **kw)(h))
+            skip = EqualizedConv(nf(r // 2), kernel_size=1, use_bias=False, down=True, name=f"block_{r}_skip", **kw)(x)
             x = (h + skip) * jnp.asarray(1.0 / math.sqrt(2.0), self.dtype)
         # Epilogue at 4x4.
         x = MinibatchStdDev(group_size=self.mbstd_group_size, num_channels=1, dtype=self.dtype)(x)
