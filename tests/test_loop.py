@@ -165,6 +165,38 @@ def test_the_best_checkpoint_by_the_metric_is_kept_besides_the_latest(tmp_path):
     manager.close()
 
 
+def test_successive_loops_in_one_process_each_run_the_steps_asked_for(tmp_path):
+    """A trained state handed to a fresh work directory continues at its own step.
+
+    Each call asks for `state.step + 4`: the loop must run 4 steps, start the
+    batch stream at the state's step and end with the state at that total
+    (counting from 0 in every fresh directory ran 4, 8, 12, ... steps, the
+    slowdown of successive loops once seen in the benchmark).
+    """
+    mesh = sharding.make_mesh()
+    state = state_lib.create_classifier_state(TinyCNN(), state_lib.adam(1e-2), jax.random.key(0), (1, 8, 8, 1), mesh)
+    train, _ = classifier_step.make_steps(mesh)
+    batch = jax.device_put(
+        {"image": np.zeros((8, 8, 8, 1), np.float32), "labels": np.zeros((8, K), np.float32)},
+        sharding.batch_sharding(mesh),
+    )
+    starts = []
+
+    def batches(start_step):
+        starts.append(start_step)
+        return itertools.repeat(batch)
+
+    for call in range(3):
+        result = loop.train_loop(
+            workdir=tmp_path / f"call{call}", state=state,
+            step_fn=lambda s, b: train(s, b, jax.random.key(0), jnp.ones(K)), make_batches=batches,
+            num_steps=int(state.step) + 4, checkpoint_every=2, log_every=2, progress_desc=None,
+        )
+        state = result.state
+        assert (result.steps_run, result.steps, int(state.step)) == (4, 4 * (call + 1), 4 * (call + 1))
+    assert starts == [0, 4, 8]
+
+
 def test_early_stopping_ends_the_run_and_a_restart_does_not_train_on(tmp_path):
     values = {2: 0.5, 4: 0.4, 6: 0.45, 8: 0.3, 10: 0.2}
     def controller():

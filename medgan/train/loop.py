@@ -257,15 +257,17 @@ def train_loop(
 
     Args:
       workdir: checkpoints in `checkpoints/`, TensorBoard events directly in it.
-      state: a freshly initialised state (on resume only its structure,
-        shapes and shardings are used).
+      state: the state to train. Without a checkpoint the run starts at its
+        `step` field (0 for a fresh state; a state without one starts at 0);
+        on resume only its structure, shapes and shardings are used.
       step_fn: one jitted update, `(state, batch) -> (state, metrics)`, metrics
         scalar arrays. It may donate `state`.
       make_batches: `start_step -> iterator of global batches`, where the iterator
         yields the batch of step start_step + 1 first, i.e. resumes the stream
         after `start_step` consumed batches (`pipeline.train_batches(...,
         start_step=s)`).
-      num_steps: total steps of the run (not of this invocation).
+      num_steps: the step to train to, a total like `state.step` (not the
+        steps of this invocation).
       checkpoint_every: save every this many steps (and at evaluations, on
         preemption and at the end).
       log_every: write the mean of the step metrics as "train/<name>" every
@@ -309,7 +311,7 @@ def train_loop(
         best_mode=best_mode,
         async_checkpointing=async_checkpointing,
     )
-    step, status = 0, None
+    step, status = _state_step(state), None
     if manager.latest_step() is not None:
         state, loop_item = restore(manager, state)
         step = manager.latest_step()
@@ -456,6 +458,17 @@ def _write_train_metrics(writer, step: int, pending: Sequence[Mapping[str, jax.A
     if bad:
         logging.warning("step %d: non-finite training metrics %s", step, bad)
     writer.write_scalars(step, scalars)
+
+
+def _state_step(state: State) -> int:
+    """The step a fresh run starts counting from: `state.step` where the state has one (one fetch), else 0.
+
+    A state trained elsewhere and handed to a new work directory continues at
+    its own step, so `num_steps` (a total, like the step field) means the same
+    thing with and without a checkpoint.
+    """
+    step = getattr(state, "step", None)
+    return 0 if step is None else int(jax.device_get(step))
 
 
 def _leading_size(batch: Any) -> int | None:
