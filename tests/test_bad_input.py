@@ -371,3 +371,18 @@ def test_a_batch_that_does_not_split_over_the_devices_names_the_key(key, value, 
 def test_the_default_batches_split_over_one_and_eight_devices(job):
     for devices in (1, 8):
         configuration.check_devices(configuration.base_config(job), devices)
+
+
+def test_a_job_refuses_a_batch_that_does_not_split_before_it_touches_the_cohort(tmp_path):
+    import jax
+
+    from medgan import main
+
+    config = configuration.base_config("train_gan")
+    config.data.source = "phantom_head_ct"
+    config.data.prepared_dir = str(tmp_path / "prepared")
+    config.gan.global_batch_size = jax.device_count() + 1
+    config.gan.batch_by_resolution = ()
+    with pytest.raises(configuration.ConfigError, match=r"config\.gan\.global_batch_size=\d+: not divisible"):
+        main.run_job(config, str(tmp_path / "gan"))
+    assert not (tmp_path / "prepared").exists()

@@ -3,7 +3,8 @@
 A job (`medgan/jobs/*.py`, run by `medgan.main`) reads its config, calls the
 library, and writes its result last. `begin` returns the result of a finished
 earlier run in the same work directory (the job then returns it unchanged), or
-joins the distributed run and builds the device mesh.
+joins the distributed run, builds the device mesh and checks that every
+global batch of the config splits over its devices.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 import ml_collections
 from jax.sharding import Mesh
 
-from medgan import sharding, workdir as workdir_lib
+from medgan import configuration, sharding, workdir as workdir_lib
 from medgan.workdir import PREEMPTED, RESULT_FILE
 
 
@@ -24,7 +25,9 @@ def begin(config: ml_collections.ConfigDict, workdir: str, describe: Callable[[d
     if previous is not None:
         return previous, None
     sharding.initialize_distributed(config.distributed)
-    return None, sharding.make_mesh()
+    mesh = sharding.make_mesh()
+    configuration.check_devices(config, mesh.size)  # before anything compiles or reads the cohort
+    return None, mesh
 
 
 def preempted(steps: int) -> dict:

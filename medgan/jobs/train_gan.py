@@ -51,16 +51,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if previous is not None:
         return previous
     cfg = config.gan
-    if cfg.global_batch_size % jax.device_count():
-        raise ValueError(f"config.gan.global_batch_size={cfg.global_batch_size} is not divisible by the "
-                         f"{jax.device_count()} devices")
     prepared = cohorts.prepare_cohort(config.data, workdir)
     fold = cohorts.fold_of(config.fold, workdir, prepared)
     class_names = tuple(prepared.class_names)
     model = gans.describe(cfg, prepared.resolution, len(class_names), prepared.channels)
     spec = gans.spec_from(model)
     schedule = progressive.growth_schedule(spec, cfg)
-    check_batches(schedule, jax.device_count())
     num_steps = progressive.num_steps(schedule, cfg)
     fid_start = schedule.step_at_images(cfg.fid_start_kimg * 1000)
     hp = gan_step.GanHyperparameters.from_config(cfg, spec)
@@ -126,14 +122,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         if not console.in_stage():
             print_summary(result, workdir)
     return result
-
-
-def check_batches(schedule: progressive.GrowthSchedule, devices: int) -> None:
-    """ValueError naming the key when a global batch the run trains at does not split over the devices."""
-    for phase in schedule.phases:
-        if phase.batch % devices:
-            raise ValueError(f"config.gan.batch_by_resolution: the global batch {phase.batch} of stage "
-                             f"{phase.stage} px is not divisible by the {devices} devices")
 
 
 def training_batches(prepared, fold, schedule: progressive.GrowthSchedule, mesh, seed: int):
