@@ -112,6 +112,9 @@ def classifier_config() -> ml_collections.ConfigDict:
             "early_stop_patience": 6,  # evaluations without improvement before stopping
             "checkpoint_every": 500,
             "log_every": 50,
+            # Updates skipped in a row (non-finite loss or gradient) before the run stops
+            # without saving (medgan.train.faults); checked every log_every steps.
+            "max_skipped_in_a_row": 20,
             # "" trains on the real fold's train split; a directory written by
             # `synthesize` (prepared dataset + manifest.json) trains on that.
             "train_data": "",
@@ -172,6 +175,7 @@ def gan_config() -> ml_collections.ConfigDict:
             "samples_per_combination": 8,
             "checkpoint_every": 1000,
             "log_every": 100,
+            "max_skipped_in_a_row": 20,  # as classifier.max_skipped_in_a_row
         }
     )
 
@@ -347,7 +351,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
             ("plateau_factor", lambda v: 0 < v < 1, "a number in (0, 1)"),
             *[(name, lambda v: isinstance(v, int) and v >= 1, "a positive integer")
               for name in ("global_batch_size", "num_steps", "eval_every", "plateau_patience",
-                           "early_stop_patience", "checkpoint_every", "log_every")],
+                           "early_stop_patience", "checkpoint_every", "log_every", "max_skipped_in_a_row")],
         )
     ],
     ("gan.model", lambda v: v in GAN_MODELS, f"one of {GAN_MODELS}"),
@@ -356,7 +360,8 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         (f"gan.{key}", lambda v: isinstance(v, int) and v >= 1, "a positive integer")
         for key in ("latent_dim", "fmap_base", "fmap_max", "w_dim", "mapping_layers", "global_batch_size",
                     "num_steps", "steps_per_phase", "fid_every", "fid_samples", "sample_every",
-                    "samples_per_combination", "checkpoint_every", "log_every", "ada_speed_images")
+                    "samples_per_combination", "checkpoint_every", "log_every", "ada_speed_images",
+                    "max_skipped_in_a_row")
     ],
     *[
         (f"gan.{key}", lambda v: isinstance(v, (int, float)) and v > 0, "a positive number")

@@ -86,6 +86,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "test_images": len(fold.ids["test"]),
         "steps": outcome.steps,
         "stopped": outcome.reason,
+        "skipped_steps": outcome.skipped_steps,
         "best_step": outcome.best_step,
         "best_val_mean_auc": outcome.best_value,
         "train_images_per_second": outcome.images_per_second(cfg.global_batch_size),
@@ -147,6 +148,7 @@ def _fit(config, workdir: str, mesh, data: cohorts.TrainingData, class_names, st
         eval_every=cfg.eval_every,
         evaluate=validate,
         best_metric="val_mean_auc",
+        max_skipped_in_a_row=cfg.max_skipped_in_a_row,
         controller=loop.PlateauController(
             metric="val_mean_auc", mode="max", plateau_patience=cfg.plateau_patience,
             plateau_factor=cfg.plateau_factor, early_stop_patience=cfg.early_stop_patience,

@@ -86,6 +86,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         best_metric="fd_final" if evaluate is not None else None,
         best_mode="min",
         hooks=(write_samples.hook,),
+        max_skipped_in_a_row=cfg.max_skipped_in_a_row,
     )
     wall = time.perf_counter() - start
     write_samples.writer.flush()
@@ -106,6 +107,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "steps": outcome.steps,
         "kimg": schedule.images_at(outcome.steps) / 1000,
         "stopped": outcome.reason,
+        "skipped_steps": outcome.skipped_steps,
         "selected_step": selected_step,
         "selected_kimg": schedule.images_at(selected_step) / 1000,
         "best_fd": best_fd,

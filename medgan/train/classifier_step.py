@@ -25,7 +25,7 @@ import optax
 from jax.sharding import Mesh
 
 from medgan.sharding import batch_sharding, replicated
-from medgan.train import state as state_lib
+from medgan.train import faults, state as state_lib
 from medgan.train.state import ClassifierState
 
 
@@ -122,8 +122,10 @@ def train_step(
       flip: random horizontal flips of the batch (static).
 
     Returns:
-      (state with step + 1, {"loss", "grad_norm", "learning_rate": float32 []}),
+      (state with step + 1, {"loss", "grad_norm", "learning_rate", "skipped": float32 []}),
       the metrics measured before the update (loss of the batch at the old params).
+      A non-finite loss or gradient leaves params, BatchNorm statistics and
+      optimiser state unchanged and sets "skipped" to 1 (`train/faults`).
     """
     images = batch["image"]
     if flip:
@@ -138,16 +140,16 @@ def train_step(
 
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-    new_state = state.replace(
-        step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
-        batch_stats=batch_stats,
-        opt_state=opt_state,
-    )
+    grad_norm = optax.tree.norm(grads)
+    ok = faults.all_finite(loss, grad_norm)
+    updated = (optax.apply_updates(state.params, updates), batch_stats, opt_state)
+    params, batch_stats, opt_state = faults.guarded(ok, updated, (state.params, state.batch_stats, state.opt_state))
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
     metrics = {
         "loss": loss,
-        "grad_norm": optax.tree.norm(grads),
+        "grad_norm": grad_norm,
         "learning_rate": state_lib.learning_rate(state),
+        faults.SKIPPED: 1.0 - ok.astype(jnp.float32),
     }
     return new_state, metrics
 

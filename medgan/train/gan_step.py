@@ -47,7 +47,7 @@ from jax.sharding import Mesh
 
 from medgan.models.gans import GanSpec
 from medgan.sharding import batch_sharding, replicated
-from medgan.train import ada, losses
+from medgan.train import ada, faults, losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +175,9 @@ def train_step(
 
     alpha: float32 [] fade-in weight of the progressive GAN (ignored otherwise).
     Returns the new state and scalar metrics (losses, gradient norms, D outputs,
-    ADA probability and r_t, path length).
+    ADA probability and r_t, path length, "skipped"). A non-finite loss or
+    gradient of either network skips the whole step: everything but the step
+    counter stays as it was and "skipped" is 1 (`train/faults`).
 
     Long because it is one traced step: the D update, the G update, EMA and
     the ADA controller share the step's keys and read top to bottom in the
@@ -271,8 +273,9 @@ def train_step(
         p = jnp.where(update_now, new_p, p)
         sign_sum, count = jnp.where(update_now, 0.0, sign_sum), jnp.where(update_now, 0.0, count)
 
-    new_state = state.replace(
-        step=state.step + 1,
+    d_grad_norm, g_grad_norm = optax.tree.norm(d_grads), optax.tree.norm(g_grads)
+    ok = faults.all_finite(d_loss, g_loss, d_grad_norm, g_grad_norm)
+    updated = state.replace(
         g_params=g_params,
         d_params=d_params,
         ema_params=ema_params,
@@ -283,11 +286,13 @@ def train_step(
         ada_count=count,
         pl_mean=pl_mean,
     )
+    new_state = faults.guarded(ok, updated, state).replace(step=state.step + 1)
     metrics = {
         "d_loss": d_loss,
         "g_loss": g_loss,
-        "d_grad_norm": optax.tree.norm(d_grads),
-        "g_grad_norm": optax.tree.norm(g_grads),
+        "d_grad_norm": d_grad_norm,
+        "g_grad_norm": g_grad_norm,
+        faults.SKIPPED: 1.0 - ok.astype(jnp.float32),
         "ada_p": state.ada_p,
         "ada_rt": rt,
         **d_aux,

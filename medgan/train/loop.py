@@ -57,6 +57,7 @@ from clu import metric_writers, periodic_actions
 from orbax.checkpoint import checkpoint_managers
 
 from medgan import console
+from medgan.train import faults
 
 State = Any
 Metrics = Mapping[str, float]
@@ -156,7 +157,8 @@ class LoopResult:
     the best is the final step); otherwise None. steps_run: steps done by
     this call; train_seconds: wall time of its steps after the first (which
     includes compilation; `timed_steps` = steps_run - 1), without
-    evaluations and checkpoint saves.
+    evaluations and checkpoint saves. skipped_steps: updates of this call
+    skipped for a non-finite loss or gradient (`train/faults`).
     """
 
     state: State
@@ -169,6 +171,7 @@ class LoopResult:
     steps_run: int = 0
     timed_steps: int = 0
     train_seconds: float = 0.0
+    skipped_steps: int = 0
 
     def images_per_second(self, global_batch_size: int) -> float | None:
         """Training throughput of this call, without the first step (compilation); None if unmeasured."""
@@ -248,6 +251,7 @@ def train_loop(
     async_checkpointing: bool = True,
     progress_desc: str | None = "",
     images_per_step: int | None = None,
+    max_skipped_in_a_row: int | None = None,
 ) -> LoopResult:
     """Trains `state` to step `num_steps`, resuming from `<workdir>/checkpoints` if it holds any.
 
@@ -287,6 +291,10 @@ def train_loop(
       images_per_step: the bar's images/s factor; None: the leading size of
         each batch's "image" array (also inside a "batch" entry), so a run
         whose batch changes between phases shows the current phase's rate.
+      max_skipped_in_a_row: raise `faults.NonFiniteTraining` (without saving)
+        once this many updates in a row were skipped, as the steps report in
+        their `faults.SKIPPED` metric; checked where the metrics are fetched
+        (every `log_every` steps); None: never stop.
 
     Returns:
       LoopResult. Status PREEMPTED means a checkpoint of the current step was
@@ -323,7 +331,7 @@ def train_loop(
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
     report = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer, every_steps=log_every)
     pending: list[Mapping[str, jax.Array]] = []
-    clock, steps_run = _Clock(), 0
+    clock, steps_run, skips = _Clock(), 0, _SkipCounter(max_skipped_in_a_row)
     progress: console.Progress | None = None
 
     def save(step: int, status: str | None, metrics: Metrics | None = None) -> None:
@@ -365,7 +373,7 @@ def train_loop(
                     for hook in hooks:
                         hook(step, state)
                     if step % log_every == 0 or step == num_steps:
-                        _write_train_metrics(writer, step, pending)
+                        skips.add(_write_train_metrics(writer, step, pending), step, manager.latest_step())
                         pending = []
                     eval_metrics, stop = None, False
                     if eval_every is not None and (step % eval_every == 0):
@@ -388,7 +396,7 @@ def train_loop(
                             save(step, status, eval_metrics)
                     if status is not None:
                         if pending:
-                            _write_train_metrics(writer, step, pending)
+                            skips.add(_write_train_metrics(writer, step, pending), step, manager.latest_step())
                         logging.info("training %s at step %d", status, step)
                         if progress is not None:
                             progress.close(None if status == FINISHED else status.replace("_", " "))
@@ -419,6 +427,7 @@ def train_loop(
         steps_run=steps_run,
         timed_steps=max(steps_run - 1, 0),
         train_seconds=clock.seconds,
+        skipped_steps=skips.total,
         **best,
     )
 
@@ -448,16 +457,52 @@ class _Clock:
                 self.start()
 
 
-def _write_train_metrics(writer, step: int, pending: Sequence[Mapping[str, jax.Array]]) -> None:
-    """Mean over the interval of each step metric, fetched to the host in one transfer."""
+def _write_train_metrics(writer, step: int, pending: Sequence[Mapping[str, jax.Array]]) -> list[bool]:
+    """Writes the interval's step metrics, fetched in one transfer; returns which of its steps were skipped.
+
+    Each metric is the mean over the interval's steps where it is finite (a
+    skipped step's loss is NaN); `faults.SKIPPED` is written as the number of
+    skipped steps in the interval.
+    """
     if not pending:
-        return
+        return []
     host = jax.device_get(list(pending))
-    scalars = {f"train/{k}": float(np.mean([np.asarray(m[k], np.float64) for m in host])) for k in host[0]}
+    skipped = [bool(m.get(faults.SKIPPED, 0.0)) for m in host]
+    scalars = {}
+    for key in host[0]:
+        values = np.asarray([np.asarray(m[key], np.float64) for m in host])
+        if key == faults.SKIPPED:
+            scalars[f"train/{key}"] = float(values.sum())
+            continue
+        finite = values[np.isfinite(values)]
+        scalars[f"train/{key}"] = float(finite.mean()) if finite.size else math.nan
     bad = [k for k, v in scalars.items() if not math.isfinite(v)]
     if bad:
         logging.warning("step %d: non-finite training metrics %s", step, bad)
+    if any(skipped):
+        logging.warning("step %d: %d of the last %d updates skipped (non-finite loss or gradient)", step,
+                        sum(skipped), len(skipped))
     writer.write_scalars(step, scalars)
+    return skipped
+
+
+class _SkipCounter:
+    """Counts skipped updates, in all and in a row, from the flags of each logged interval."""
+
+    def __init__(self, limit: int | None):
+        self.limit, self.total, self.in_a_row = limit, 0, 0
+
+    def add(self, flags: Sequence[bool], step: int, latest_checkpoint: int | None) -> None:
+        for flag in flags:
+            self.in_a_row = self.in_a_row + 1 if flag else 0
+            self.total += flag
+        if self.limit is not None and self.in_a_row >= self.limit:
+            kept = "no checkpoint" if latest_checkpoint is None else f"the checkpoint of step {latest_checkpoint}"
+            raise faults.NonFiniteTraining(
+                f"the last {self.in_a_row} updates up to step {step} had a non-finite loss or gradient and were "
+                f"skipped (limit {self.limit} in a row): training stopped without saving; {kept} holds the last "
+                f"finite state. Lower the learning rate or look for a bad batch, then run the same command again."
+            )
 
 
 def _state_step(state: State) -> int:
