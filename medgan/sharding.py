@@ -95,6 +95,22 @@ def multiprocess_environment(environ: Mapping[str, str] = os.environ) -> bool:
     )
 
 
+def local_device_ids(environ: Mapping[str, str] = os.environ) -> list[int] | None:
+    """The local GPUs this process drives, where the scheduler bound one to it; None: jax decides.
+
+    jax's Slurm detection takes `[SLURM_LOCALID]` as the process's GPU, which
+    is right when every task sees all GPUs of the node, and wrong when Slurm
+    binds one GPU per task (`--gpus-per-task=1`, `--gpu-bind=single:1`): then
+    CUDA_VISIBLE_DEVICES names one GPU, which CUDA numbers 0, and task 1's
+    `[1]` does not exist. A CUDA_VISIBLE_DEVICES of one GPU in a Slurm step
+    therefore gives `[0]`.
+    """
+    visible = [d for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if "SLURM_PROCID" in environ and len(visible) == 1:
+        return [0]
+    return None
+
+
 def initialize_distributed(mode: str = "auto") -> bool:
     """Starts jax's multi-process runtime when the job has several processes.
 
@@ -111,7 +127,8 @@ def initialize_distributed(mode: str = "auto") -> bool:
 
     jax itself reads JAX_COORDINATOR_ADDRESS from the environment; medgan also
     passes JAX_NUM_PROCESSES and JAX_PROCESS_ID when they are set, so a plain
-    multi-process launch only needs these three variables.
+    multi-process launch only needs these three variables; and the GPU a
+    Slurm task was bound to (`local_device_ids`).
     """
     if mode not in _MODES:
         raise ValueError(f"initialize_distributed: mode must be one of {_MODES}, got {mode!r}")
@@ -124,6 +141,8 @@ def initialize_distributed(mode: str = "auto") -> bool:
         kwargs["num_processes"] = int(os.environ["JAX_NUM_PROCESSES"])
     if "JAX_PROCESS_ID" in os.environ:
         kwargs["process_id"] = int(os.environ["JAX_PROCESS_ID"])
+    if (devices := local_device_ids()) is not None:
+        kwargs["local_device_ids"] = devices
     jax.distributed.initialize(**kwargs)
     return True
 

@@ -52,3 +52,29 @@ def test_initialize_distributed_is_a_no_op_for_one_process(monkeypatch):
     assert sharding.initialize_distributed("off") is False
     with pytest.raises(ValueError, match="mode must be one of"):
         sharding.initialize_distributed("yes")
+
+
+SLURM_TASK = {"SLURM_STEP_NODELIST": "gpu[01-02]", "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_NTASKS": "4",
+              "SLURM_NODEID": "1", "SLURM_STEP_NUM_NODES": "2"}
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({**SLURM_TASK, "CUDA_VISIBLE_DEVICES": "1"}, [0]),  # --gpus-per-task=1: the bound GPU is CUDA's 0
+    ({**SLURM_TASK, "CUDA_VISIBLE_DEVICES": "0,1,2,3"}, None),  # all GPUs visible: jax's [SLURM_LOCALID]
+    (SLURM_TASK, None),
+    ({"CUDA_VISIBLE_DEVICES": "2"}, None),  # not a Slurm task: left to jax
+])
+def test_local_device_ids_follow_slurm_gpu_binding(environ, expected):
+    assert sharding.local_device_ids(environ) == expected
+
+
+def test_a_slurm_task_bound_to_one_gpu_initialises_with_that_gpu(monkeypatch):
+    for key in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "JAX_COORDINATOR_ADDRESS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in {**SLURM_TASK, "CUDA_VISIBLE_DEVICES": "1"}.items():
+        monkeypatch.setenv(key, value)
+    calls = []
+    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+    assert sharding.initialize_distributed() is True
+    assert calls == [{"local_device_ids": [0]}]
