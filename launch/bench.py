@@ -3,6 +3,11 @@
   python launch/bench.py input [--images 1024] [--repeats 5] [--workdir /tmp/medgan-bench]
   python launch/bench.py classifier [--repeats 5]
   python launch/bench.py gan [--steps 3] [--repeats 3] [--memory 256:32,512:16]
+  python launch/bench.py all          # the three above with their defaults
+
+Every result records the CPU model and its vector extensions (AVX2, AVX-512,
+AMX): the same code runs 3-4x slower without AVX-512, so figures from two
+machines compare only as ratios to their own same-run matmul rate.
 
 `input`: images/s of the streaming pipeline reading prepared shards at 256 and
 512 px, against decoding the source files (CheXpert-layout JPEGs, RSNA-layout
@@ -268,6 +273,7 @@ def _loop_overhead(repeats: int, steps: int, mesh, workdir: str) -> dict:
         state = result.state
     bare_s, whole_s, steady_s = statistics.median(bare), statistics.median(whole), statistics.median(steady)
     return {"steps": steps, "bare_step_seconds": bare_s, "loop_step_seconds": whole_s,
+            "loop_step_seconds_per_call": whole, "bare_step_seconds_per_call": bare,
             "loop_steady_step_seconds": steady_s, "overhead": whole_s / bare_s - 1,
             "steady_overhead": steady_s / bare_s - 1, "target": LOOP_OVERHEAD_TARGET}
 
@@ -338,6 +344,7 @@ def bench_classifier(args) -> dict:
 
 
 def print_classifier_table(result: dict) -> None:
+    print(f"machine: {machine_line(result['machine'])}")
     print(f"matmul 2048^2 f32: {result['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s")
     print("| model | px | batch | img/s | GFLOP/step | GFLOP/s | of matmul |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -350,6 +357,8 @@ def print_classifier_table(result: dict) -> None:
           f"in train_loop (steady state {loop_row['loop_steady_step_seconds'] * 1e3:.1f}) vs "
           f"{loop_row['bare_step_seconds'] * 1e3:.1f} ms bare = {loop_row['overhead']:+.1%} "
           f"(steady {loop_row['steady_overhead']:+.1%}; target < {loop_row['target']:.0%})")
+    print("  successive train_loop calls, ms/step: "
+          + ", ".join(f"{t * 1e3:.1f}" for t in loop_row["loop_step_seconds_per_call"]))
     memory = result["memory"]
     print(f"memory, {memory['model']} {memory['resolution']} px, {memory['per_device_batch']}/device: "
           f"arguments {memory['argument_gib']:.2f} GiB, temp {memory['temp_gib']:.2f} GiB, "
@@ -483,6 +492,7 @@ def bench_gan(args) -> dict:
 
 
 def print_gan_table(result: dict) -> None:
+    print(f"machine: {machine_line(result['machine'])}")
     print(f"matmul 2048^2 f32: {result['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s; "
           f"{result['device_count']} device(s)")
     print("| model | px | batch | steps x repeats | img/s | GFLOP/step | GFLOP/s | of matmul | compile s |")
@@ -511,11 +521,42 @@ def _chexpert_dataset_dir(root: str) -> str:
     raise FileNotFoundError(f"no train.csv under {root}")
 
 
+VECTOR_EXTENSIONS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+
+
+def cpu_model() -> dict:
+    """The processor's name and the vector extensions XLA's CPU code can use (Linux /proc/cpuinfo).
+
+    Recorded with every figure: the same code runs 3-4x slower on an AVX2-only
+    processor than on one with AVX-512/AMX.
+    """
+    name, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name == "unknown":
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu_model": name, "vector_extensions": [e for e in VECTOR_EXTENSIONS if e in flags]}
+
+
+def machine_line(machine: dict) -> str:
+    """One line for a table's header: CPU model, its extensions, cores, jax."""
+    extensions = ", ".join(machine.get("vector_extensions", [])) or "none of " + ", ".join(VECTOR_EXTENSIONS)
+    return (f"{machine.get('cpu_model', 'unknown CPU')} ({extensions}), {machine.get('cpus')} cores, "
+            f"jax {machine.get('jax')}")
+
+
 def _machine() -> dict:
     import jax
     import tensorflow as tf
 
     return {
+        **cpu_model(),
         "cpus": os.cpu_count(),
         "jax": jax.__version__,
         "tensorflow": tf.__version__,
@@ -524,6 +565,7 @@ def _machine() -> dict:
 
 
 def print_input_table(result: dict) -> None:
+    print(f"machine: {machine_line(result['machine'])}")
     print("| px | images | shards, cached | shards, from disk | + global jax.Array | "
           "JPEG 1024 px direct | DICOM 512 px direct | target |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -550,6 +592,8 @@ def main(argv=None) -> None:
     classifier_parser.add_argument("--repeats", type=int, default=5)
     classifier_parser.add_argument("--workdir", default="/tmp/medgan-bench")
     classifier_parser.add_argument("--out", default="", help="JSON result path (default <workdir>/classifier.json)")
+    all_parser = sub.add_parser("all", help="input, classifier and gan with their defaults, one after another")
+    all_parser.add_argument("--workdir", default="/tmp/medgan-bench")
     gan_parser = sub.add_parser("gan", help="GAN D+G step images/s, FLOP/s, compile time; memory at 256/512 px")
     gan_parser.add_argument("--models", default=",".join(GAN_MODELS))
     gan_parser.add_argument("--resolution", type=int, default=GAN_SPEED[0], help="px of the timed steps")
@@ -571,9 +615,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    bench, show = {"input": (bench_input, print_input_table),
+    bench, show = {"all": (None, None), "input": (bench_input, print_input_table),
                    "classifier": (bench_classifier, print_classifier_table),
                    "gan": (bench_gan, print_gan_table)}[args.bench]
+    if args.bench == "all":
+        for name in ("input", "classifier", "gan"):
+            main([name, "--workdir", args.workdir])
+        return
     result = bench(args)
     out = args.out or os.path.join(args.workdir, f"{args.bench}.json")
     with open(out, "w") as f:
