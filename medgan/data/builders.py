@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from medgan import fileio
+from medgan import console, fileio
 from medgan.data.records import ImageRecord, UnreadableImage
 from medgan.data.sources import Source
 
@@ -179,7 +179,12 @@ class MedganPrepared(tfds.core.GeneratorBasedBuilder):
         skipped: list[dict[str, str | None]] = []
         load = _PngLoader(self._source, self._resolution)
         window = 4 * self._load_workers
-        for record, outcome in ordered_thread_map(load, self._records, self._load_workers, window):
+        progress = console.Progress(len(self._records), f"prepare {self._source.name} {self._resolution} px",
+                                    unit="images")
+        for done, (record, outcome) in enumerate(
+            ordered_thread_map(load, self._records, self._load_workers, window), start=1
+        ):
+            progress.update(done)
             if isinstance(outcome, UnreadableImage):
                 skipped.append({"image_id": record.image_id, "path": record.path, "error": str(outcome)})
                 continue
@@ -192,6 +197,7 @@ class MedganPrepared(tfds.core.GeneratorBasedBuilder):
                 "patient_id": patient_id,
                 "source": self._source.name,
             }
+        progress.close()
         if not written:
             first = "; ".join(f"{s['image_id']} ({s['path']}): {s['error']}" for s in skipped[:3])
             raise AllImagesUnreadable(
