@@ -116,12 +116,14 @@ class MedganPrepared(tfds.core.GeneratorBasedBuilder):
         dropped: Mapping[str, int],
         data_dir: str | os.PathLike,
         load_workers: int,
+        progress: bool = True,
     ):
         self._source = source
         self._resolution = resolution
         self._records = list(records)
         self._dropped = dict(dropped)
         self._load_workers = load_workers
+        self._progress = progress
         self._params = source_params(source)
         config = tfds.core.BuilderConfig(
             name=f"{source.name}_{resolution}px_{self._fingerprint()}",
@@ -180,11 +182,12 @@ class MedganPrepared(tfds.core.GeneratorBasedBuilder):
         load = _PngLoader(self._source, self._resolution)
         window = 4 * self._load_workers
         progress = console.Progress(len(self._records), f"prepare {self._source.name} {self._resolution} px",
-                                    unit="images")
+                                    unit="images") if self._progress else None
         for done, (record, outcome) in enumerate(
             ordered_thread_map(load, self._records, self._load_workers, window), start=1
         ):
-            progress.update(done)
+            if progress is not None:
+                progress.update(done)
             if isinstance(outcome, UnreadableImage):
                 skipped.append({"image_id": record.image_id, "path": record.path, "error": str(outcome)})
                 continue
@@ -197,7 +200,8 @@ class MedganPrepared(tfds.core.GeneratorBasedBuilder):
                 "patient_id": patient_id,
                 "source": self._source.name,
             }
-        progress.close()
+        if progress is not None:
+            progress.close()
         if not written:
             first = "; ".join(f"{s['image_id']} ({s['path']}): {s['error']}" for s in skipped[:3])
             raise AllImagesUnreadable(
@@ -226,14 +230,17 @@ def prepare(
     data_dir: str | os.PathLike,
     *,
     load_workers: int | None = None,
+    progress: bool = True,
 ) -> PreparedDataset:
     """Builds (once) the prepared shards of `source` at `resolution`.
 
     Calls `source.index()` to fingerprint the request; if a dataset with that
     fingerprint exists under `data_dir` it is returned as is (no image is
     loaded). Otherwise every indexed image is loaded on `load_workers` threads
-    (default 2 × CPU count; image decoders release the GIL), unreadable ones
-    are skipped and reported, and the rest is written.
+    (default: the source's `load_workers` attribute if it has one, else 2 ×
+    CPU count, for decoders that release the GIL), unreadable ones are skipped
+    and reported, and the rest is written, with a console progress bar unless
+    `progress` is False (e.g. an in-memory cohort that takes a second).
 
     One writer per `data_dir`: in a multi-process job, prepare on process 0,
     wait at a barrier, then let the others call `prepare` (a no-op for them).
@@ -252,7 +259,8 @@ def prepare(
         records=records,
         dropped=dropped,
         data_dir=data_dir,
-        load_workers=load_workers or 2 * (os.cpu_count() or 1),
+        load_workers=load_workers or getattr(source, "load_workers", None) or 2 * (os.cpu_count() or 1),
+        progress=progress,
     )
     builder.download_and_prepare(
         # Our datasets are not on the public tfds bucket: do not ask the network.

@@ -74,7 +74,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         _remove_unfinished(workdir)
         source = synthetic.GeneratedSource(fold.class_names, records, images, gan_result["generator_sha256"],
                                            config.seed)
-        prepared = builders.prepare(source, images.shape[1], staging)
+        prepared = builders.prepare(source, images.shape[1], staging, progress=False)
         os.replace(prepared.dataset_dir, os.path.join(workdir, DATASET_DIR))
         shutil.rmtree(staging)
         _write_outputs(workdir, config.seed, fold, records, splits, images, gan_result, prepared.name, counts)
