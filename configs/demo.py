@@ -6,7 +6,7 @@ The study's question at one small point: 6 label combinations of phantom
 head CT at 32 px (4,000 patients), 120 training, 50 validation and 100 test
 images per combination, the k = 6 fold of the CPU classes sweep
 (configs/cpu_classes.py) drawn from half its patients, on shorter schedules
-(size "quick", medgan.study.grid.cpu_scale: 200 classifier steps, 800 GAN
+(size "quick", medgan.study.grid.cpu_scale: 200 classifier steps, 600 GAN
 steps) so that it fits 10 minutes on 2 AVX2 cores. A small DenseNet is
 trained on the real fold; a progressive GAN on the same fold (scored by
 Fréchet distance in that DenseNet's features); the synthetic cohort has the

@@ -251,7 +251,7 @@ CPU_GAN_STEPS = 1500
 # `make demo` (size "quick"): half the patients (>= 100 test images of the 6th
 # combination), the classifier and GAN schedules cut to fit 10 minutes on 2 AVX2 cores.
 QUICK_PATIENTS = 4000
-QUICK_GAN_STEPS = 800
+QUICK_GAN_STEPS = 600
 
 
 def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
@@ -267,8 +267,8 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
     steps, and a progressive GAN 32 channels wide, 1,500 steps growing 8 -> 16
     -> 32 px in 200-step fade-ins and stabilisations (full size from step
     1,000), scored every 250 steps. "quick" is the same networks on shorter
-    schedules: 200 classifier steps, 800 GAN steps in 100-step phases (full
-    size from step 500), scored every 200.
+    schedules: 200 classifier steps, 600 GAN steps in 100-step phases (full
+    size from step 400), scored every 200.
     """
     if size not in ("demo", "quick", "tiny"):
         raise configuration.ConfigError(f"config argument size={size!r}: expected 'demo', 'quick' or 'tiny'")
