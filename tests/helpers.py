@@ -3,8 +3,26 @@
 import threading
 
 import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from medgan.data.records import ImageRecord, UnreadableImage
+
+
+def ct_dataset(patient_id: str | None = "ID_p1") -> Dataset:
+    """A CT slice's identity without pixels: file meta (explicit VR little endian), SOP class and instance,
+    modality, and `patient_id` (None: no PatientID). The caller sets the image header and PixelData."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CT"
+    if patient_id is not None:
+        ds.PatientID = patient_id
+    return ds
 
 # Long-tailed label combinations of the coded test cohort (K = 4), cycled over
 # images: (1,0,0,0) x5, (0,1,0,0) x3, (0,1,1,0) x2, (0,0,0,1) x1.

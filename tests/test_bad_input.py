@@ -16,10 +16,10 @@ import json
 import ml_collections
 import numpy as np
 import pytest
+from helpers import ct_dataset
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from medgan import configuration
 from medgan.data import builders, chexpert, cohorts, folds, imaging, rsna_ich
@@ -70,14 +70,7 @@ def test_truncated_or_corrupt_png_and_jpeg_are_unreadable_naming_the_file(tmp_pa
 def _slice(pixels=None, **tags) -> Dataset:
     """A minimal uncompressed CT slice (uint16 [8, 8] unless `pixels`), tags overridden by `tags`."""
     pixels = np.full((8, 8), 1024, np.uint16) if pixels is None else pixels
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "CT", "ID_p1"
+    ds = ct_dataset()
     ds.Rows, ds.Columns = pixels.shape[-2:]
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated = ds.BitsStored = 8 * pixels.itemsize

@@ -17,17 +17,15 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import ct_dataset
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
-    CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEGBaseline8Bit,
     RLELossless,
-    generate_uid,
 )
 
 from medgan.data import chexpert, imaging, rsna_ich
@@ -110,14 +108,7 @@ def _dicom_bytes(rows=6, columns=6, samples=1, photometric="MONOCHROME2", frames
                  signed=0, slope="1", intercept="-1024", syntax=ExplicitVRLittleEndian, pixels=True,
                  compress=False) -> bytes:
     """A CT slice with the given header, its pixel data sized for the nominal 6 x 6 x 16-bit image."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "CT", "ID_p1"
+    ds = ct_dataset()
     ds.Rows, ds.Columns = 6, 6
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0

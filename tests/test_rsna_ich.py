@@ -5,13 +5,10 @@ import dataclasses
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from helpers import ct_dataset
 from pydicom.uid import (
-    CTImageStorage,
-    ExplicitVRLittleEndian,
     JPEG2000Lossless,
     RLELossless,
-    generate_uid,
 )
 
 from medgan.data import rsna_ich
@@ -22,17 +19,7 @@ from medgan.data.windowing import WINDOWS, apply_window
 
 def _ct(stored, slope=None, intercept=None, bits_stored=16, patient_id="ID_patient1"):
     """A minimal single-frame CT DICOM dataset holding `stored` (uint16 or int16 [H, W])."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CT"
-    if patient_id is not None:
-        ds.PatientID = patient_id
+    ds = ct_dataset(patient_id)
     ds.Rows, ds.Columns = stored.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
