@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow  # real processes and whole jobs; make test-fast leaves them out
@@ -177,3 +178,90 @@ def test_processes_wait_for_process_zero_longer_than_a_first_collective_would(tm
     outputs = run_two_processes(lambda pid: [sys.executable, str(script), "35"], cwd=repo, timeout=180)
     for out in outputs:  # gloo prints its own lines to stdout too
         assert "sum of process numbers: 3" in out.splitlines(), out
+
+
+GAN_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    from medgan import configuration, main
+
+    workdir, out, generator = sys.argv[1], sys.argv[2], sys.argv[3]  # generator "": train one here
+    result = {}
+    gan = configuration.base_config("train_gan")
+    gan.data.update(dict(source="phantom_head_ct", resolution=32, phantom_patients=400,
+                         prepared_dir=workdir + "/prepared"))
+    gan.fold.update(dict(num_combinations=2, per_combination=16, val_per_combination=4, test_per_combination=4))
+    gan.gan.update(dict(model="pggan", latent_dim=16, fmap_base=64, fmap_max=16, global_batch_size=8, num_steps=4,
+                        start_resolution=16, steps_per_phase=1, sample_every=2, samples_per_combination=2,
+                        checkpoint_every=2, log_every=2))
+    if not generator:
+        result = main.run_job(gan, workdir + "/gan")
+        generator = workdir + "/gan"
+    syn = configuration.base_config("synthesize")
+    syn.synthesize.generator = generator
+    syn.synthesize.global_batch_size = 8
+    main.run_job(syn, workdir + "/synthetic")
+    with open(out, "w") as f:
+        json.dump({"process": jax.process_index(), "generator_sha256": result.get("generator_sha256")}, f)
+    """
+)
+
+
+def _synthetic_images(directory):
+    from medgan.data import builders, pipeline
+
+    dataset = os.path.join(directory, "synthetic", "dataset")
+    ids = sorted(r.image_id for r in builders.read_index(dataset))
+    batches = list(pipeline.numpy_batches(pipeline.eval_dataset(dataset, ids, batch_size=len(ids))))
+    return batches[0]["image_id"], batches[0]["image"], batches[0]["labels"]
+
+
+def _written_files(directory):
+    """Relative paths of the files medgan writes under `directory`.
+
+    Left out: per-process logs, TensorBoard events and the inside of orbax
+    checkpoints (`checkpoints/`, `gan/generator/`), where orbax itself writes
+    per-process metadata (`array_metadatas/process_1`) by design.
+    """
+    return sorted(
+        os.path.relpath(os.path.join(root, name), directory)
+        for root, _, names in os.walk(directory) for name in names
+        if not name.startswith(("log.", "events.out"))
+        and not any(part in ("checkpoints", "generator") for part in os.path.relpath(root, directory).split(os.sep))
+    )
+
+
+def test_train_gan_and_synthesize_on_two_processes(tmp_path):
+    """Both processes end with the same generator, only process 0 writes, and 2 x 2 devices synthesize
+    what 1 x 4 devices synthesize from that generator.
+
+    The GAN itself is not compared with a one-process run: each process streams its own share of the
+    fold, so the global batches (and hence the weights) differ from a single stream by design.
+    """
+    script = tmp_path / "gan_worker.py"
+    script.write_text(GAN_WORKER)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    two = tmp_path / "two"
+    run_two_processes(lambda pid: [sys.executable, str(script), str(two), str(tmp_path / f"two{pid}.json"), ""],
+                      cwd=repo, timeout=600)
+    one = tmp_path / "one"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    for key in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        env.pop(key, None)
+    subprocess.run([sys.executable, str(script), str(one), str(tmp_path / "one.json"), str(two / "gan")], env=env,
+                   cwd=repo, check=True, capture_output=True, timeout=600)
+
+    reports = [json.loads((tmp_path / f"two{pid}.json").read_text()) for pid in range(2)]
+    assert [r["process"] for r in reports] == [0, 1]
+    assert reports[0]["generator_sha256"] == reports[1]["generator_sha256"]  # the same weights on both
+    written = _written_files(two)
+    assert [f for f in written if f.startswith("synthetic/")] == _written_files(one)  # process 1 wrote nothing
+
+    ids_two, images_two, labels_two = _synthetic_images(two)
+    ids_one, images_one, labels_one = _synthetic_images(one)
+    assert list(ids_two) == list(ids_one) and (labels_two == labels_one).all()
+    difference = np.abs(images_two.astype(np.float64) - images_one.astype(np.float64))
+    assert difference.max() <= 2 / 127.5 + 1e-6  # the same images up to the rounding of float sums
