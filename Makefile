@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	mkdir -p work/test
-	$(PY) -m pytest tests -q --junitxml=work/test/junit.xml
+	$(PY) -m pytest tests -q --durations=25 --junitxml=work/test/junit.xml
 	@echo "test report: work/test/junit.xml"
 
 # The suite without the end-to-end runs (pytest -m "not slow"): minutes instead of the whole suite's time.
