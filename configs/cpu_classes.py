@@ -7,9 +7,9 @@ combination, falling as k rises like the study's (k, n) pairs scaled down
 combination, the same test images of a combination at every k. The judge is
 the demo's small DenseNet (the study's DenseNet-121 at 224 px trains at a few
 images per second on 2 CPU cores), the GAN the progressive one, 1,500 steps
-growing 8 -> 16 -> 32 px (medgan.study.grid.cpu_scale). The k = 6 point is
-`make demo`'s. About 20 minutes a point on 2 cores of the slower processor
-(AMD EPYC, AVX2).
+growing 8 -> 16 -> 32 px (medgan.study.grid.cpu_scale). `make demo` draws the
+k = 6 fold from half the patients and trains it on shorter schedules. About
+20 minutes a point on 2 cores of the slower processor (AMD EPYC, AVX2).
 
   python launch/sweep.py --config=configs/cpu_classes.py --workdir=work/cpu_classes \\
       -- --config.data.prepared_dir=work/cpu_classes/prepared

@@ -2,9 +2,9 @@
 
 Does the study's first finding show on a laptop? Four benchmark points at
 32 px with the progressive GAN: 2 or 6 label combinations x 50 or 100 training
-images per combination, each at the `make demo` point's CPU sizes (size=demo, about 20
-minutes a point on 2 cores; size=tiny, seconds, for tests and the SLURM
-cluster test).
+images per combination, each at the CPU sweeps' sizes (size=demo, about 20
+minutes a point on 2 cores; size=quick, `make demo`'s schedules, about 9;
+size=tiny, seconds, for tests and the SLURM cluster test).
 
   python launch/sweep.py --config=configs/demo_sweep.py --workdir=work/demo_sweep
   python launch/aggregate.py work/demo_sweep
@@ -12,7 +12,7 @@ cluster test).
   python -m medgan.main --config=configs/demo_sweep.py:classes=2,per_class=100 \
       --workdir=work/demo_sweep/classes-2_per_class-100
 
-Arguments: classes, per_class, model, size (demo or tiny), source, resolution,
+Arguments: classes, per_class, model, size (demo, quick or tiny), source, resolution,
 patients (phantom patients).
 """
 

@@ -318,7 +318,7 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
 
 
 # The classes sweep at CPU size (configs/cpu_classes.py): (k, n) like the study's
-# pairs scaled down, the ends of the sweep first. Its k = 6 point is `make demo`.
+# pairs scaled down, the ends of the sweep first. `make demo` runs its k = 6 fold at size "quick".
 CPU_CLASSES_POINTS = ((2, 320), (10, 100), (6, 120), (4, 200))
 
 
