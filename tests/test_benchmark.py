@@ -155,3 +155,23 @@ def test_a_gan_preempted_mid_training_resumes_to_the_uninterrupted_results(finis
     resumed = main.run_job(tiny_config(phantom_prepared_dir), str(workdir))
     assert answer(resumed) == answer(uninterrupted)
     assert resumed["wall_seconds"]["gan"] > 0
+
+
+def test_a_running_stage_writes_its_time_so_a_killed_run_keeps_it(tmp_path):
+    import time
+
+    from medgan.jobs import benchmark
+    from medgan.workdir import STAGE_TIMES_FILE
+
+    clock = benchmark.StageClock(str(tmp_path), interval=0.05)
+    start = time.perf_counter()
+    with clock.running("gan"):
+        time.sleep(0.5)
+        while_running = fileio.read_json(tmp_path / STAGE_TIMES_FILE)["gan"]  # what a SIGKILL now would leave
+        assert 0 < while_running <= time.perf_counter() - start
+    done = fileio.read_json(tmp_path / STAGE_TIMES_FILE)
+    assert done["gan"] >= while_running and done["prepare"] == 0.0
+    resumed = benchmark.StageClock(str(tmp_path), interval=0.05)  # the next run adds to what was kept
+    with resumed.running("gan"):
+        time.sleep(0.1)
+    assert fileio.read_json(tmp_path / STAGE_TIMES_FILE)["gan"] >= done["gan"] + 0.1

@@ -25,8 +25,10 @@ where it stopped, and a finished one only rewrites nothing:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import threading
 import time
 
 import jax
@@ -55,20 +57,42 @@ JOBS = {"real_classifier": train_classifier.run, "gan": train_gan.run, "synthesi
 class StageClock:
     """Wall seconds per stage, persisted so a resumed benchmark reports the whole time spent.
 
-    Added when a stage returns (finished or preempted): the time of a run
-    killed outright is lost.
+    `running(stage)` times a block and also writes the stage's running total
+    every `interval` seconds while it runs, so a run killed outright (SIGKILL,
+    a lost node) loses at most that much of its time.
     """
 
-    def __init__(self, workdir: str):
+    def __init__(self, workdir: str, interval: float = 30.0):
         self.path = os.path.join(workdir, STAGE_TIMES_FILE)
+        self.interval = interval
         self.seconds = dict.fromkeys(STAGES, 0.0)
         if os.path.exists(self.path):
             self.seconds.update(fileio.read_json(self.path))
 
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] += seconds
+        self._write(self.seconds)
+
+    @contextlib.contextmanager
+    def running(self, stage: str):
+        start, done = time.perf_counter(), threading.Event()
+
+        def write_running_total():
+            while not done.wait(self.interval):
+                self._write({**self.seconds, stage: self.seconds[stage] + time.perf_counter() - start})
+
+        writer = threading.Thread(target=write_running_total, name=f"stage clock: {stage}", daemon=True)
+        writer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            writer.join()
+            self.add(stage, time.perf_counter() - start)
+
+    def _write(self, seconds: dict[str, float]) -> None:
         if jax.process_index() == 0:
-            fileio.write_json(self.path, self.seconds)
+            fileio.write_json(self.path, seconds)
 
 
 def stage_configs(config: ml_collections.ConfigDict, workdir: str) -> dict[str, ml_collections.ConfigDict]:
@@ -112,22 +136,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     clock = StageClock(workdir)
     configs = stage_configs(config, workdir)
 
-    start = time.perf_counter()
-    with console.stage(STAGE_TITLES["prepare"]) as shown:
+    with clock.running("prepare"), console.stage(STAGE_TITLES["prepare"]) as shown:
         prepared = cohorts.prepare_cohort(config.data, workdir)
         fold = cohorts.fold_of(config.fold, workdir, prepared)  # writes manifest.json once
         _barrier("benchmark: fold written")
         shown.note = f"{prepared.num_written} images; fold " + " / ".join(
             f"{len(ids)} {split}" for split, ids in fold.ids.items())
-    clock.add("prepare", time.perf_counter() - start)
 
     outcomes = {}
     for name, stage in JOBS.items():
-        start = time.perf_counter()
-        with console.stage(STAGE_TITLES[name]) as shown:
+        with clock.running(name), console.stage(STAGE_TITLES[name]) as shown:
             outcome = stage(configs[name], os.path.join(workdir, STAGE_DIRS[name]))
             shown.note = stage_note(name, outcome)
-        clock.add(name, time.perf_counter() - start)
         if outcome.get("status") == PREEMPTED:
             print(f"benchmark preempted in stage {name}: run the same command again to continue from its checkpoint")
             return {"status": PREEMPTED, "stage": name}
