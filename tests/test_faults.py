@@ -53,10 +53,10 @@ def test_a_classifier_step_with_a_nan_image_keeps_the_state_and_counts_the_skip(
     assert all(jax.tree.leaves(changed))
 
 
-@pytest.mark.parametrize("name", ["pggan", "stylegan2"])
-def test_a_gan_step_with_a_nan_image_keeps_everything_but_the_step(name):
+def test_a_gan_step_with_a_nan_image_keeps_everything_but_the_step():
+    """The guard is the step's, the same for every model: pggan, the cheapest to compile, stands for all."""
     mesh = sharding.make_mesh()
-    spec = gans.make_gan(name, resolution=8, num_labels=K, latent_dim=8, fmap_base=64, fmap_max=8, w_dim=8,
+    spec = gans.make_gan("pggan", resolution=8, num_labels=K, latent_dim=8, fmap_base=64, fmap_max=8, w_dim=8,
                          mapping_layers=1)
     hp = gan_step.GanHyperparameters(augment=spec.default_augment, global_batch_size=8, r1_interval=1)
     state = gan_step.create_gan_state(spec, hp, jax.random.key(0), mesh)
