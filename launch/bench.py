@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from medgan.models.gans import GAN_MODELS  # noqa: E402
+from medgan.provenance import VECTOR_EXTENSIONS, cpu_model  # noqa: E402
 
 TARGETS = {256: 1000.0, 512: 400.0}  # img/s from prepared shards on 2 cores
 LOOP_OVERHEAD_TARGET = 0.05  # whole loop vs bare step
@@ -519,29 +520,6 @@ def _chexpert_dataset_dir(root: str) -> str:
         if "train.csv" in filenames:
             return dirpath
     raise FileNotFoundError(f"no train.csv under {root}")
-
-
-VECTOR_EXTENSIONS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
-
-
-def cpu_model() -> dict:
-    """The processor's name and the vector extensions XLA's CPU code can use (Linux /proc/cpuinfo).
-
-    Recorded with every figure: the same code runs 3-4x slower on an AVX2-only
-    processor than on one with AVX-512/AMX.
-    """
-    name, flags = "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and name == "unknown":
-                    name = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return {"cpu_model": name, "vector_extensions": [e for e in VECTOR_EXTENSIONS if e in flags]}
 
 
 def machine_line(machine: dict) -> str:

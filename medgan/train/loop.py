@@ -334,6 +334,12 @@ def train_loop(
     clock, steps_run, skips = _Clock(), 0, _SkipCounter(max_skipped_in_a_row)
     progress: console.Progress | None = None
 
+    def flush_metrics(step: int) -> None:
+        """Writes the pending step metrics and counts their skipped updates (may stop the run)."""
+        nonlocal pending
+        skips.add(_write_train_metrics(writer, step, pending), step, manager.latest_step())
+        pending = []
+
     def save(step: int, status: str | None, metrics: Metrics | None = None) -> None:
         loop_item = {"status": status, "controller": controller.state_dict() if controller is not None else None}
         manager.save(
@@ -373,8 +379,7 @@ def train_loop(
                     for hook in hooks:
                         hook(step, state)
                     if step % log_every == 0 or step == num_steps:
-                        skips.add(_write_train_metrics(writer, step, pending), step, manager.latest_step())
-                        pending = []
+                        flush_metrics(step)
                     eval_metrics, stop = None, False
                     if eval_every is not None and (step % eval_every == 0):
                         with report.timed("eval"), clock.paused():
@@ -396,7 +401,7 @@ def train_loop(
                             save(step, status, eval_metrics)
                     if status is not None:
                         if pending:
-                            skips.add(_write_train_metrics(writer, step, pending), step, manager.latest_step())
+                            flush_metrics(step)
                         logging.info("training %s at step %d", status, step)
                         if progress is not None:
                             progress.close(None if status == FINISHED else status.replace("_", " "))
