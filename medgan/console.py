@@ -35,6 +35,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TextIO
@@ -184,7 +185,45 @@ def setup(workdir: str, verbose: bool = False) -> str:
     _Installed.console_filter, _Installed.filtered, _Installed.log_path = console_filter, filtered, path
     _log.info("medgan log of process %d (pid %d), console %s", process_index(), os.getpid(),
               "verbose" if verbose else "warnings only")
+    for line in _HELD_BACK:
+        logging.getLogger("tensorflow.native").info("%s", line)
     return path
+
+
+_HELD_BACK: list[str] = []  # native stderr lines of the tensorflow import, for log.txt
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[list[str]]:
+    """Redirects file descriptor 2 (C and C++ code's stderr) to a temporary file inside the block;
+    the yielded list receives the captured text when the block ends, whether it raised or not."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured: list[str] = []
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            captured.append(held.read().decode("utf-8", errors="replace"))
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports tensorflow with its native banner held back from the console (setup() logs it to log.txt).
+
+    TensorFlow 2.20+ prints its oneDNN and CPU-feature lines through absl before absl's
+    logging is initialised, straight to stderr, and TF_CPP_MIN_LOG_LEVEL no longer hides
+    them. A failing import still raises (with its traceback on the console).
+    """
+    if "tensorflow" in sys.modules:
+        return
+    with native_stderr_captured() as captured:
+        import tensorflow  # noqa: F401
+    _HELD_BACK.extend(line for line in captured[0].splitlines() if line.strip())
 
 
 def reset() -> None:

@@ -13,6 +13,7 @@ console too.
 import importlib
 import logging as pylogging
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -103,6 +104,11 @@ def _devices(config) -> str:
 
 def run():
     """Console script `medgan`."""
+    # Before flag parsing loads the config file, which may import tensorflow: its native banner
+    # (oneDNN, CPU features) can only be held back around the import itself.
+    if "--verbose" not in sys.argv and not console.verbose_from_env():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+        console.import_tensorflow_quietly()
     app.run(main)
 
 

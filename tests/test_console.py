@@ -242,9 +242,25 @@ def test_durations_and_clocks():
 
 
 @pytest.mark.slow
+def test_native_stderr_is_captured_and_restored(capfd):
+    with console.native_stderr_captured() as captured:
+        os.write(2, b"I0000 port.cc:153] a native banner\n")
+    os.write(2, b"after the block\n")
+    assert captured == ["I0000 port.cc:153] a native banner\n"]
+    assert capfd.readouterr().err == "after the block\n"
+    with pytest.raises(ValueError), console.native_stderr_captured() as captured:
+        os.write(2, b"before the error\n")
+        raise ValueError
+    assert captured == ["before the error\n"]
+
+
 def test_the_cli_keeps_library_info_off_the_console(tmp_path):
     """A real job through medgan.main: no absl INFO on stderr, all of it in log.txt; --verbose brings it back."""
-    config = REPO / "configs" / "prepare.py"
+    config = tmp_path / "prepare_importing_tensorflow.py"  # as configs/demo.py does, through medgan.study
+    config.write_text("import importlib.util\nimport tensorflow\n"
+                      f"spec = importlib.util.spec_from_file_location('prepare', {str(REPO / 'configs' / 'prepare.py')!r})\n"
+                      "module = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(module)\n"
+                      "get_config = module.get_config\n")
     args = [sys.executable, "-m", "medgan.main", f"--config={config}:source=phantom_mammo,resolution=32",
             "--config.data.phantom_patients=10"]
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", console.VERBOSE_ENV)}
@@ -254,6 +270,7 @@ def test_the_cli_keeps_library_info_off_the_console(tmp_path):
     info_lines = [line for line in quiet.stderr.splitlines() if line[:1] == "I" and line[1:5].isdigit()]
     assert not info_lines, quiet.stderr[-3000:]
     assert "cpu_feature_guard" not in quiet.stderr and "Downloading and preparing" not in quiet.stdout
+    assert "oneDNN" not in quiet.stderr and "absl::InitializeLog" not in quiet.stderr
     log = (tmp_path / "quiet" / "log.txt").read_text()
     assert "medgan job 'prepare'" in log and "tfds: preparing" in log
     loud = subprocess.run([*args, f"--workdir={tmp_path}/loud", "--verbose"], cwd=REPO, env=env, capture_output=True,
