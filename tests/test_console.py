@@ -257,8 +257,9 @@ def test_native_stderr_is_captured_and_restored(capfd):
 def test_the_cli_keeps_library_info_off_the_console(tmp_path):
     """A real job through medgan.main: no absl INFO on stderr, all of it in log.txt; --verbose brings it back."""
     config = tmp_path / "prepare_importing_tensorflow.py"  # as configs/demo.py does, through medgan.study
+    prepare = str(REPO / "configs" / "prepare.py")
     config.write_text("import importlib.util\nimport tensorflow\n"
-                      f"spec = importlib.util.spec_from_file_location('prepare', {str(REPO / 'configs' / 'prepare.py')!r})\n"
+                      f"spec = importlib.util.spec_from_file_location('prepare', {prepare!r})\n"
                       "module = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(module)\n"
                       "get_config = module.get_config\n")
     args = [sys.executable, "-m", "medgan.main", f"--config={config}:source=phantom_mammo,resolution=32",
