@@ -171,3 +171,27 @@ def wait_for_processes(name: str, timeout_s: float = PROCESS_BARRIER_TIMEOUT_S) 
         raise RuntimeError(f"barrier {name!r}: {jax.process_count()} processes but no distributed client")
     uses = _BARRIER_USES[name] = _BARRIER_USES.get(name, 0) + 1
     client.wait_at_barrier(f"medgan:{name}:{uses}", int(timeout_s * 1000))
+
+
+class ProcessesDisagree(RuntimeError):
+    """Processes that must hold the same value (replicated weights) do not."""
+
+
+def check_processes_agree(digest: str, what: str) -> None:
+    """Raises ProcessesDisagree unless every process passes the same hex `digest`; a no-op in one process.
+
+    Replicated parameters are computed by every process from the same global
+    batches, so their hashes must match. A mismatch means the replicas drifted
+    apart (a process read other data, or a non-deterministic collective), and
+    whatever process 0 saves would not be what the others trained.
+    """
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    mine = np.frombuffer(bytes.fromhex(digest), np.uint8)
+    everyone = np.asarray(multihost_utils.process_allgather(mine))
+    differing = [p for p in range(everyone.shape[0]) if not np.array_equal(everyone[p], everyone[0])]
+    if differing:
+        raise ProcessesDisagree(f"{what}: processes {differing} hold other values than process 0 "
+                                f"(sha256 {digest[:12]}… on process {jax.process_index()})")

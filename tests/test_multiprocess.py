@@ -131,13 +131,34 @@ def test_two_processes_stream_disjoint_slices_into_global_batches(coded_dataset,
     assert [batch["global"] for batch in reports[0]["eval"]] == [batch["global"] for batch in reports[1]["eval"]]
 
 
+SYNTHESIZE_AGAIN = textwrap.dedent(
+    """
+    import sys
+    from medgan import main
+    from medgan.jobs import benchmark
+    from medgan.study import sweeps
+
+    config_file, point, workdir, out = sys.argv[1:]
+    config = sweeps.load_config_module(config_file).get_config(point)
+    main.run_job(benchmark.stage_configs(config, workdir)["synthesize"], out)
+    """
+)
+
+
 def test_two_process_benchmark_point_prepares_once_and_writes_one_result(tmp_path):
-    """A whole benchmark point (both classifiers, the GAN, synthesis) as a 2-process cluster."""
+    """A whole benchmark point (both classifiers, the GAN, synthesis) as a 2-process cluster.
+
+    Process 0 alone prepares and writes; train_gan checks that both processes end
+    with the same generator (sharding.check_processes_agree), and 1 process of 4
+    devices synthesizes from that generator what the 2 x 2 devices did. The GAN
+    itself is not compared with a one-process run: each process streams its own
+    share of the fold, so the global batches differ from a single stream by design.
+    """
     workdir = tmp_path / "point"
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config_file, point = os.path.join(repo, "configs", "demo.py"), "size=tiny,classes=2,per_class=20"
     run_two_processes(
-        lambda pid: [sys.executable, "-m", "medgan.main", f"--workdir={workdir}",
-                     "--config=configs/demo.py:size=tiny,classes=2,per_class=20"],
+        lambda pid: [sys.executable, "-m", "medgan.main", f"--workdir={workdir}", f"--config={config_file}:{point}"],
         cwd=repo, timeout=600,
     )
     result = json.loads((workdir / "results.json").read_text())
@@ -147,6 +168,40 @@ def test_two_process_benchmark_point_prepares_once_and_writes_one_result(tmp_pat
     builds = list((workdir / "prepared").rglob("prepare_report.json"))
     assert len(builds) == 1, builds
     assert os.path.getsize(workdir / result["figures"]["real_vs_synthetic"]) > 10_000
+
+    one = tmp_path / "one"
+    script = tmp_path / "synthesize_again.py"
+    script.write_text(SYNTHESIZE_AGAIN)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    for key in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        env.pop(key, None)
+    subprocess.run([sys.executable, str(script), config_file, point, str(workdir), str(one)], env=env, cwd=repo,
+                   check=True, capture_output=True, timeout=600)
+    assert _written_files(workdir / "synthetic") == _written_files(one)  # process 1 wrote nothing
+    ids_two, images_two, labels_two = _synthetic_images(workdir / "synthetic")
+    ids_one, images_one, labels_one = _synthetic_images(one)
+    assert list(ids_two) == list(ids_one) and (labels_two == labels_one).all()
+    difference = np.abs(images_two.astype(np.float64) - images_one.astype(np.float64))
+    assert difference.max() <= 2 / 127.5 + 1e-6  # the same images up to the rounding of float sums
+
+
+def _synthetic_images(directory):
+    from medgan.data import builders, pipeline
+
+    dataset = os.path.join(directory, "dataset")
+    ids = sorted(r.image_id for r in builders.read_index(dataset))
+    batches = list(pipeline.numpy_batches(pipeline.eval_dataset(dataset, ids, batch_size=len(ids))))
+    return batches[0]["image_id"], batches[0]["image"], batches[0]["labels"]
+
+
+def _written_files(directory):
+    """Relative paths of the files medgan writes under `directory`, leaving out per-process logs and
+    TensorBoard events."""
+    return sorted(
+        os.path.relpath(os.path.join(root, name), directory)
+        for root, _, names in os.walk(directory) for name in names
+        if not name.startswith(("log.", "events.out"))
+    )
 
 
 BARRIER_WORKER = textwrap.dedent(
@@ -166,102 +221,25 @@ BARRIER_WORKER = textwrap.dedent(
     sharding.wait_for_processes("work of process 0")  # a name may be used again
     total = multihost_utils.process_allgather(np.array([jax.process_index() + 1]))
     print("sum of process numbers:", int(total.sum()))
+    sharding.check_processes_agree("00ff" * 16, "the same weights")
+    try:
+        sharding.check_processes_agree(f"{jax.process_index():064x}", "drifted weights")
+    except sharding.ProcessesDisagree as error:
+        print("disagreement found:", error)
     """
 )
 
 
 def test_processes_wait_for_process_zero_longer_than_a_first_collective_would(tmp_path):
-    """Process 0 works alone for longer than gloo's 30 s context initialisation; the others must wait."""
+    """Process 0 works alone for longer than gloo's 30 s context initialisation; the others must wait.
+
+    Then both check a digest they agree on (passes) and one they do not (ProcessesDisagree on both).
+    """
     script = tmp_path / "barrier_worker.py"
     script.write_text(BARRIER_WORKER)
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     outputs = run_two_processes(lambda pid: [sys.executable, str(script), "35"], cwd=repo, timeout=180)
     for out in outputs:  # gloo prints its own lines to stdout too
         assert "sum of process numbers: 3" in out.splitlines(), out
-
-
-GAN_WORKER = textwrap.dedent(
-    """
-    import json, sys
-    import jax
-
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    from medgan import configuration, main
-
-    workdir, out, generator = sys.argv[1], sys.argv[2], sys.argv[3]  # generator "": train one here
-    result = {}
-    gan = configuration.base_config("train_gan")
-    gan.data.update(dict(source="phantom_head_ct", resolution=32, phantom_patients=400,
-                         prepared_dir=workdir + "/prepared"))
-    gan.fold.update(dict(num_combinations=2, per_combination=16, val_per_combination=4, test_per_combination=4))
-    gan.gan.update(dict(model="pggan", latent_dim=16, fmap_base=64, fmap_max=16, global_batch_size=8, num_steps=4,
-                        start_resolution=16, steps_per_phase=1, sample_every=2, samples_per_combination=2,
-                        checkpoint_every=2, log_every=2))
-    if not generator:
-        result = main.run_job(gan, workdir + "/gan")
-        generator = workdir + "/gan"
-    syn = configuration.base_config("synthesize")
-    syn.synthesize.generator = generator
-    syn.synthesize.global_batch_size = 8
-    main.run_job(syn, workdir + "/synthetic")
-    with open(out, "w") as f:
-        json.dump({"process": jax.process_index(), "generator_sha256": result.get("generator_sha256")}, f)
-    """
-)
-
-
-def _synthetic_images(directory):
-    from medgan.data import builders, pipeline
-
-    dataset = os.path.join(directory, "synthetic", "dataset")
-    ids = sorted(r.image_id for r in builders.read_index(dataset))
-    batches = list(pipeline.numpy_batches(pipeline.eval_dataset(dataset, ids, batch_size=len(ids))))
-    return batches[0]["image_id"], batches[0]["image"], batches[0]["labels"]
-
-
-def _written_files(directory):
-    """Relative paths of the files medgan writes under `directory`.
-
-    Left out: per-process logs, TensorBoard events and the inside of orbax
-    checkpoints (`checkpoints/`, `gan/generator/`), where orbax itself writes
-    per-process metadata (`array_metadatas/process_1`) by design.
-    """
-    return sorted(
-        os.path.relpath(os.path.join(root, name), directory)
-        for root, _, names in os.walk(directory) for name in names
-        if not name.startswith(("log.", "events.out"))
-        and not any(part in ("checkpoints", "generator") for part in os.path.relpath(root, directory).split(os.sep))
-    )
-
-
-def test_train_gan_and_synthesize_on_two_processes(tmp_path):
-    """Both processes end with the same generator, only process 0 writes, and 2 x 2 devices synthesize
-    what 1 x 4 devices synthesize from that generator.
-
-    The GAN itself is not compared with a one-process run: each process streams its own share of the
-    fold, so the global batches (and hence the weights) differ from a single stream by design.
-    """
-    script = tmp_path / "gan_worker.py"
-    script.write_text(GAN_WORKER)
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    two = tmp_path / "two"
-    run_two_processes(lambda pid: [sys.executable, str(script), str(two), str(tmp_path / f"two{pid}.json"), ""],
-                      cwd=repo, timeout=600)
-    one = tmp_path / "one"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    for key in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
-        env.pop(key, None)
-    subprocess.run([sys.executable, str(script), str(one), str(tmp_path / "one.json"), str(two / "gan")], env=env,
-                   cwd=repo, check=True, capture_output=True, timeout=600)
-
-    reports = [json.loads((tmp_path / f"two{pid}.json").read_text()) for pid in range(2)]
-    assert [r["process"] for r in reports] == [0, 1]
-    assert reports[0]["generator_sha256"] == reports[1]["generator_sha256"]  # the same weights on both
-    written = _written_files(two)
-    assert [f for f in written if f.startswith("synthetic/")] == _written_files(one)  # process 1 wrote nothing
-
-    ids_two, images_two, labels_two = _synthetic_images(two)
-    ids_one, images_one, labels_one = _synthetic_images(one)
-    assert list(ids_two) == list(ids_one) and (labels_two == labels_one).all()
-    difference = np.abs(images_two.astype(np.float64) - images_one.astype(np.float64))
-    assert difference.max() <= 2 / 127.5 + 1e-6  # the same images up to the rounding of float sums
+        assert "disagreement found: drifted weights: processes [1] hold other values than process 0" in out, out
+        assert out.count("disagreement found") == 1, out

@@ -35,7 +35,7 @@ import ml_collections
 import numpy as np
 from clu import metric_writers
 
-from medgan import console, fileio, report_format as fmt, visualize
+from medgan import console, fileio, report_format as fmt, sharding, visualize
 from medgan.data import builders, cohorts, pipeline
 from medgan.eval import fidelity
 from medgan.eval.features import load_feature_extractor
@@ -96,6 +96,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     steps.stage, steps.alpha = schedule(outcome.steps)
     final_grid = write_samples(outcome.steps, selected.ema_params)
     checkpoints.save_params(os.path.join(workdir, GENERATOR_DIR), {"params": selected.ema_params}, overwrite=True)
+    generator_sha256 = checkpoints.params_sha256(selected.ema_params)
+    sharding.check_processes_agree(generator_sha256, "generator weights")
     result = {
         "model": model,
         "config": json.loads(json.dumps(cfg.to_dict())),  # as results.json holds it: tuples become lists
@@ -113,7 +115,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "best_fd": best_fd,
         "ada_p": float(jax.device_get(selected.ada_p)),
         "generator": GENERATOR_DIR,
-        "generator_sha256": checkpoints.params_sha256(selected.ema_params),
+        "generator_sha256": generator_sha256,
         "samples": os.path.relpath(final_grid, workdir),
         "train_images_per_second": images_per_second(outcome, schedule),
         "wall_seconds": wall,
