@@ -63,7 +63,7 @@ def test_a_gan_step_with_a_nan_image_keeps_everything_but_the_step():
     before = _host(state)
     train = gan_step.make_train_step(spec, hp, mesh)
     state, metrics = train(state, jax.device_put(_batch(bad=True), sharding.batch_sharding(mesh)),
-                           jax.random.key(1), np.float32(1.0))
+                           jax.random.key(1), np.float32(1.0), 0)
     assert float(metrics[faults.SKIPPED]) == 1.0
     after = _host(state)
     assert int(after.step) == 1

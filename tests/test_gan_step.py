@@ -35,8 +35,8 @@ def run_steps(spec, hp, mesh, batches, alpha=1.0):
     train = gan_step.make_train_step(spec, hp, mesh)
     rng = jax.device_put(jax.random.key(1), sharding.replicated(mesh))
     metrics = []
-    for b in batches:
-        state, m = train(state, jax.device_put(b, sharding.batch_sharding(mesh)), rng, np.float32(alpha))
+    for step, b in enumerate(batches):
+        state, m = train(state, jax.device_put(b, sharding.batch_sharding(mesh)), rng, np.float32(alpha), step)
         metrics.append(host(m))
     return host(state), metrics, train
 
@@ -70,6 +70,32 @@ def test_one_step_of_each_model_is_finite_and_8_devices_equal_1(name):
             np.testing.assert_allclose(m8[key], m1[key], rtol=1e-3, atol=1e-4, err_msg=key)
     for a, b in zip(jax.tree.leaves(state8), jax.tree.leaves(state1)):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=5e-4)
+
+
+def test_lazy_r1_step_adds_the_weighted_penalty_and_only_on_its_steps():
+    """The R1 program's D loss is the plain program's plus gamma/2 * interval * R1(D, reals), on the same state."""
+    from medgan.train import losses
+
+    spec = tiny_spec("stylegan2", resolution=8)
+    hp = gan_step.GanHyperparameters(augment=False, global_batch_size=4, r1_gamma=3.0, r1_interval=4)
+    mesh = sharding.make_mesh(jax.devices()[:1])
+    train = gan_step.make_train_step(spec, hp, mesh)
+    assert [s for s in range(10) if train.regularisers_at(s)[0]] == [0, 4, 8]
+    assert not any(train.regularisers_at(s)[1] for s in range(10))  # pl_weight 0: no path-length steps
+    b = batch(0, b=4, resolution=8)
+    state = gan_step.create_gan_state(spec, hp, jax.random.key(0), mesh)
+    d_params = host(state.d_params)
+    rng = jax.random.key(1)
+    copy = lambda: jax.tree.map(jnp.array, state)  # noqa: E731  (the step donates its state)
+    _, plain = train.jitted(with_r1=False)(copy(), b, rng, np.float32(1))
+    _, with_r1 = train.jitted(with_r1=True)(copy(), b, rng, np.float32(1))
+    expected_r1 = losses.r1_penalty(
+        lambda x: spec.discriminator.apply({"params": d_params}, x, b["labels"])[0], b["image"])
+    assert float(plain["r1"]) == 0.0
+    np.testing.assert_allclose(with_r1["r1"], expected_r1, rtol=1e-4)
+    np.testing.assert_allclose(with_r1["d_loss"] - plain["d_loss"], 0.5 * 3.0 * 4 * expected_r1, rtol=1e-4)
+    assert not np.isclose(with_r1["d_grad_norm"], plain["d_grad_norm"])
+    assert train.compiled_programs() == 2
 
 
 def test_ema_update_rule_exact():
@@ -111,7 +137,7 @@ def test_pggan_growth_compiles_once_per_stage_and_keeps_weights():
     for alpha in (0.0, 0.25, 0.5):
         state, _ = steps(state, {"batch": b, "stage": 16, "alpha": alpha})
     assert sorted(steps._steps) == [8, 16]
-    assert all(step._cache_size() == 1 for step in steps._steps.values())
+    assert all(step.compiled_programs() == 1 for step in steps._steps.values())
     # growing changed no parameter's structure; the 8 px blocks kept training from where they were
     after = host(state.g_params)
     assert jax.tree.structure(before) == jax.tree.structure(after)

@@ -164,9 +164,9 @@ def test_each_stage_trains_at_its_own_batch(monkeypatch):
     def recording(spec, hp, mesh):
         step = make(spec, hp, mesh)
 
-        def run(state, batch, rng, alpha):
+        def run(state, batch, rng, alpha, updates):
             seen.append((spec.generator.stage, hp.global_batch_size, batch["image"].shape[0]))
-            return step(state, batch, rng, alpha)
+            return step(state, batch, rng, alpha, updates)
 
         return run
 

@@ -4,8 +4,9 @@ docs/ARCHITECTURE.md ("State, steps and checkpoints"): `GanState` is a
 `flax.struct.dataclass` of arrays only (G and D params, their Adam states, the
 generator EMA, the ADA probability and its statistics, the path-length mean);
 the networks and hyperparameters are closed over by `make_train_step`, which
-jits the step once per model (per growth phase for the progressive GAN) with
-the state replicated, the batch sharded over `data` and the state donated.
+jits the step once per model and lazy-regularisation pattern (per growth phase
+for the progressive GAN) with the state replicated, the batch sharded over
+`data` and the state donated.
 
 One call of the step is one discriminator update followed by one generator
 update on the same global batch (the study's 1:1 schedule; n_critic = 1 as in
@@ -170,10 +171,14 @@ def train_step(
     *,
     spec: GanSpec,
     hp: GanHyperparameters,
+    with_r1: bool = False,
+    with_path_length: bool = False,
 ) -> tuple[GanState, dict[str, jax.Array]]:
     """One D update then one G update on `batch` {"image": [B,R,R,C], "labels": [B,K]}.
 
     alpha: float32 [] fade-in weight of the progressive GAN (ignored otherwise).
+    with_r1 / with_path_length: whether this is a lazy-regularisation step of
+    D (R1) / of G (path length); `TrainStep` decides from the step number.
     Returns the new state and scalar metrics (losses, gradient norms, D outputs,
     ADA probability and r_t, path length, "skipped"). A non-finite loss or
     gradient of either network skips the whole step: everything but the step
@@ -199,7 +204,6 @@ def train_step(
     z = jax.random.normal(keys[0], (b, spec.latent_dim), jnp.float32)
     fake = jax.lax.stop_gradient(generate(spec, state.g_params, z, labels, keys[1], alpha))
     real_seen, fake_seen = maybe_augment(keys[2], real), maybe_augment(keys[3], fake)
-    do_r1 = (state.step % hp.r1_interval) == 0
 
     def d_loss_fn(d_params):
         real_logits, real_class = d_apply(d_params, real_seen)
@@ -213,9 +217,6 @@ def train_step(
             aux["gradient_penalty"] = gp
         else:
             loss = losses.nonsaturating_d_loss(real_logits, fake_logits)
-            r1 = jax.lax.cond(do_r1, lambda: losses.r1_penalty(scores, real_seen), lambda: jnp.zeros((), jnp.float32))
-            loss = loss + jnp.where(do_r1, 0.5 * hp.r1_gamma * hp.r1_interval, 0.0) * r1
-            aux["r1"] = r1
         if spec.acgan:
             ac = losses.acgan_loss(real_class, labels) + losses.acgan_loss(fake_class, labels)
             loss = loss + hp.acgan_weight * ac
@@ -223,12 +224,20 @@ def train_step(
         return loss, aux
 
     (d_loss, d_aux), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d_params)
+    if spec.loss == "nonsaturating":
+        r1 = jnp.zeros((), jnp.float32)
+        if with_r1:
+            weight = 0.5 * hp.r1_gamma * hp.r1_interval
+            r1, r1_grads = jax.value_and_grad(
+                lambda p: losses.r1_penalty(lambda x: d_apply(p, x)[0], real_seen))(state.d_params)
+            d_grads = jax.tree.map(lambda g, r: g + weight * r, d_grads, r1_grads)
+            d_loss = d_loss + weight * r1
+        d_aux["r1"] = r1
     d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, d_updates)
 
     # --- generator --------------------------------------------------------
     z = jax.random.normal(keys[5], (b, spec.latent_dim), jnp.float32)
-    do_pl = (state.step % hp.pl_interval) == 0
 
     def g_loss_fn(g_params):
         fake = generate(spec, g_params, z, labels, keys[6], alpha)
@@ -244,15 +253,14 @@ def train_step(
             aux["g_acgan"] = ac
         pl_mean = state.pl_mean
         if hp.pl_weight > 0:
-            from medgan.models import stylegan2
+            pl = jnp.zeros((), jnp.float32)
+            if with_path_length:
+                from medgan.models import stylegan2
 
-            def penalty():
-                return stylegan2.path_length_penalty(
+                pl, pl_mean = stylegan2.path_length_penalty(
                     spec.generator, g_params, z, labels, jax.random.fold_in(keys[6], 1), state.pl_mean
                 )[:2]
-
-            pl, pl_mean = jax.lax.cond(do_pl, penalty, lambda: (jnp.zeros((), jnp.float32), state.pl_mean))
-            loss = loss + jnp.where(do_pl, hp.pl_weight * hp.pl_interval, 0.0) * pl
+                loss = loss + hp.pl_weight * hp.pl_interval * pl
             aux["path_length_penalty"] = pl
         return loss, (aux, pl_mean)
 
@@ -303,20 +311,59 @@ def train_step(
     return new_state, metrics
 
 
-def make_train_step(spec: GanSpec, hp: GanHyperparameters, mesh: Mesh):
-    """`train(state, batch, rng, alpha) -> (state, metrics)` jitted once, explicit shardings, state donated.
+class TrainStep:
+    """`train(state, batch, rng, alpha, step) -> (state, metrics)`: the step, jitted once per regulariser pattern.
 
-    state, rng, alpha replicated; batch sharded over `data`. Positional
-    arguments only. For a progressive model build one per growth stage
-    (`spec.at_stage(s)`): a stage compiles once, alpha being traced.
+    Lazy regularisation (Karras et al. 2020, sec. 3.1) adds R1 to every
+    `r1_interval`-th D update and the path-length term to every
+    `pl_interval`-th G update. Which ones a step carries is a host function of
+    `step` (the updates done before it, i.e. `state.step`, which the loop
+    counts on the host), so each pattern is its own compiled program — at
+    most two for the usual configurations. A `lax.cond` on `state.step`
+    would need no host count, but XLA:CPU runs the R1 double backward pass
+    about 12x slower inside a conditional branch than outside one
+    (`launch/bench.py gan` measures the step with R1 amortised).
+
+    Explicit shardings: state, rng, alpha replicated; batch sharded over
+    `data`; the state is donated. For a progressive model build one per
+    growth stage (`spec.at_stage(s)`): alpha is traced, so a stage compiles
+    once per pattern.
     """
-    repl, data = replicated(mesh), batch_sharding(mesh)
-    return jax.jit(
-        functools.partial(train_step, spec=spec, hp=hp),
-        in_shardings=(repl, data, repl, repl),
-        out_shardings=(repl, repl),
-        donate_argnums=0,
-    )
+
+    def __init__(self, spec: GanSpec, hp: GanHyperparameters, mesh: Mesh):
+        self.spec, self.hp, self.mesh = spec, hp, mesh
+        self._jitted: dict[tuple[bool, bool], Any] = {}
+
+    def regularisers_at(self, step: int) -> tuple[bool, bool]:
+        """(R1, path length) of the update that follows `step` updates."""
+        return (self.spec.loss == "nonsaturating" and step % self.hp.r1_interval == 0,
+                self.hp.pl_weight > 0 and step % self.hp.pl_interval == 0)
+
+    def jitted(self, with_r1: bool = False, with_path_length: bool = False):
+        """The jitted `(state, batch, rng, alpha) -> (state, metrics)` of one regulariser pattern."""
+        pattern = (bool(with_r1), bool(with_path_length))
+        if pattern not in self._jitted:
+            repl, data = replicated(self.mesh), batch_sharding(self.mesh)
+            self._jitted[pattern] = jax.jit(
+                functools.partial(train_step, spec=self.spec, hp=self.hp,
+                                  with_r1=pattern[0], with_path_length=pattern[1]),
+                in_shardings=(repl, data, repl, repl),
+                out_shardings=(repl, repl),
+                donate_argnums=0,
+            )
+        return self._jitted[pattern]
+
+    def __call__(self, state: GanState, batch, rng: jax.Array, alpha, step: int):
+        return self.jitted(*self.regularisers_at(step))(state, batch, rng, alpha)
+
+    def compiled_programs(self) -> int:
+        """Programs compiled so far over all patterns (1 per pattern used, unless something recompiled)."""
+        return sum(f._cache_size() for f in self._jitted.values())
+
+
+def make_train_step(spec: GanSpec, hp: GanHyperparameters, mesh: Mesh) -> TrainStep:
+    """The model's `TrainStep` (see there): positional `(state, batch, rng, alpha, step)`."""
+    return TrainStep(spec, hp, mesh)
 
 
 def make_sampler(spec: GanSpec, mesh: Mesh):

@@ -160,6 +160,9 @@ def num_steps(schedule: GrowthSchedule, cfg: ml_collections.ConfigDict) -> int:
 class PhasedSteps:
     """The loop's `step_fn`: each item {"batch", "stage", "alpha"[, "step"]} goes to the jitted step of its stage.
 
+    "step" is the number of updates before the item's (`state.step`); without
+    it the updates are counted from 0 here. It picks the lazy regularisers.
+
     A stage compiles once (alpha is a traced argument; a stage trains at one
     global batch, `GrowthSchedule`); growing to the next stage compiles that
     stage's step and keeps every weight (the state holds the full-size
@@ -178,14 +181,14 @@ class PhasedSteps:
 
     def __call__(self, state, item):
         self.stage, self.alpha = item["stage"], item["alpha"]
-        if "step" in item:
-            self.updates = item["step"] + 1
+        step = item.get("step", self.updates)
+        self.updates = step + 1
         if self.stage not in self._steps:
             batch = int(item["batch"]["image"].shape[0])
             logging.info("compiling the train step of stage %d px at global batch %d", self.stage, batch)
             hp = dataclasses.replace(self.hp, global_batch_size=batch)
             self._steps[self.stage] = gan_step.make_train_step(self.spec.at_stage(self.stage), hp, self.mesh)
-        return self._steps[self.stage](state, item["batch"], self.rng, np.float32(self.alpha))
+        return self._steps[self.stage](state, item["batch"], self.rng, np.float32(self.alpha), step)
 
     @property
     def current_spec(self) -> gans.GanSpec:
