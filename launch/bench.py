@@ -3,7 +3,7 @@
   python launch/bench.py input [--images 1024] [--repeats 5] [--workdir /tmp/medgan-bench]
   python launch/bench.py classifier [--repeats 5]
   python launch/bench.py gan [--steps 3] [--repeats 3] [--memory 256:32,512:16]
-  python launch/bench.py all          # the three above with their defaults
+  python launch/bench.py all          # the three above; tables and targets into BENCHMARKS.md
 
 Every result records the CPU model and its vector extensions (AVX2, AVX-512,
 AMX): the same code runs 3-4x slower without AVX-512, so figures from two
@@ -15,12 +15,11 @@ DICOMs) directly with the same loaders the prepare stage uses. Every figure is
 the median of `--repeats` timed runs in one process, so ratios between rows
 are meaningful on a shared, noisy machine.
 
-`gan`: for pggan (final stage, alpha 1), cpd (both WGAN-GP) and stylegan2 (ADA
-on, lazy R1 every 16 steps, timed over whole R1 periods) at full widths, 64 px,
-global batch 32: images/s of the full D+G step, XLA's FLOPs per step against
-the same run's matmul FLOP/s, and compile time (lower + compile); then the
-per-device `memory_analysis()` of the step at 256 px / 32 and 512 px / 16
-images per device, compiled from abstract inputs.
+`gan`: pggan (final stage), cpd (WGAN-GP) and stylegan2 (ADA, lazy R1 every 16
+steps, timed over whole R1 periods) at 64 px, global batch 32: images/s of the
+D+G step, XLA's FLOPs per step against the same run's matmul FLOP/s, compile
+time; then the per-device `memory_analysis()` of the step at 256 px / 32 and
+512 px / 16 per device (abstract inputs). `all` times the steps at quarter widths.
 """
 
 from __future__ import annotations
@@ -44,6 +43,14 @@ from medgan.provenance import VECTOR_EXTENSIONS, cpu_model  # noqa: E402
 
 TARGETS = {256: 1000.0, 512: 400.0}  # img/s from prepared shards on 2 cores
 LOOP_OVERHEAD_TARGET = 0.05  # whole loop vs bare step
+# Fraction of the same-run matmul rate each train step should reach (a GAN step: any model).
+MATMUL_TARGETS = {"gan": 0.50, "densenet121": 0.40, "densenet_tiny": 0.20}
+# `all` times the GAN steps at quarter widths (the default widths cost ~15 TFLOP a step, minutes on a CPU),
+# the widths of the side-by-side run against stylegan2-ada-pytorch; memory stays at the default widths.
+ALL_GAN_SPEED_WIDTHS = ("--fmap-base", "2048", "--fmap-max", "128")
+TABLE_LINES = ("|", "machine:", "matmul", "loop overhead", "  successive", "memory,", "(images/s")
+GENERATED_BEGIN = "<!-- launch/bench.py all: generated from here; edits below are overwritten -->"
+GENERATED_END = "<!-- launch/bench.py all: end of the generated part -->"
 
 
 def median_rate(run_once: Callable[[], int], repeats: int) -> tuple[float, list[float]]:
@@ -509,8 +516,9 @@ def print_gan_table(result: dict) -> None:
     print(f"machine: {machine_line(result['machine'])}")
     print(f"matmul 2048^2 f32: {result['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s; "
           f"{result['device_count']} device(s)")
-    print("| model | px | batch | steps x repeats | img/s | GFLOP/step | GFLOP/s | of matmul | compile s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    if result["steps"]:
+        print("| model | px | batch | steps x repeats | img/s | GFLOP/step | GFLOP/s | of matmul | compile s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in result["steps"]:
         print(f"| {row['model']} | {row['resolution']} | {row['batch']} | {row['steps']} x {result['repeats']} | "
               f"{row['images_per_second']:.2f} | {row['flops_per_step'] / 1e9:.1f} | "
@@ -569,7 +577,7 @@ def print_input_table(result: dict) -> None:
     print("(images/s, median of", result["repeats"], "runs; batch", result["batch"], ")")
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench", required=True)
     input_parser = sub.add_parser("input", help="input pipeline images/s")
@@ -585,6 +593,8 @@ def main(argv=None) -> None:
     classifier_parser.add_argument("--out", default="", help="JSON result path (default <workdir>/classifier.json)")
     all_parser = sub.add_parser("all", help="input, classifier and gan with their defaults, one after another")
     all_parser.add_argument("--workdir", default="/tmp/medgan-bench")
+    all_parser.add_argument("--markdown", default=os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "BENCHMARKS.md"), help="file whose generated part gets the tables ('' = none)")
     gan_parser = sub.add_parser("gan", help="GAN D+G step images/s, FLOP/s, compile time; memory at 256/512 px")
     gan_parser.add_argument("--models", default=",".join(GAN_MODELS))
     gan_parser.add_argument("--resolution", type=int, default=GAN_SPEED[0], help="px of the timed steps")
@@ -610,15 +620,83 @@ def main(argv=None) -> None:
                    "classifier": (bench_classifier, print_classifier_table),
                    "gan": (bench_gan, print_gan_table)}[args.bench]
     if args.bench == "all":
-        for name in ("input", "classifier", "gan"):
-            main([name, "--workdir", args.workdir])
-        return
+        run_all(args.workdir, args.markdown)
+        return None
     result = bench(args)
     out = args.out or os.path.join(args.workdir, f"{args.bench}.json")
     with open(out, "w") as f:
         json.dump(result, f, indent=2)
     show(result)
     print(f"result: {out}")
+    return result
+
+
+def run_all(workdir: str, markdown: str) -> None:
+    """input, classifier, GAN speed (quarter widths) and GAN memory (default widths); tables into `markdown`."""
+    import contextlib
+    import io
+
+    start, sections, results = time.perf_counter(), [], {}
+    for key, title, argv in (
+        ("input", "Input pipeline", ["input"]),
+        ("classifier", "Classifier train steps", ["classifier"]),
+        ("gan", "GAN D+G steps, 64 px, global batch 32, quarter widths (`" + " ".join(ALL_GAN_SPEED_WIDTHS) + "`)",
+         ["gan", "--memory", "", *ALL_GAN_SPEED_WIDTHS]),
+        ("gan_memory", "GAN step memory per device, default widths, f32", ["gan", "--no-speed"]),
+    ):
+        section_start, buffer = time.perf_counter(), io.StringIO()
+        with contextlib.redirect_stdout(buffer):  # the tables; progress bars and per-row lines are left out
+            results[key] = main([*argv, "--workdir", workdir, "--out", os.path.join(workdir, f"{key}.json")])
+        table = "\n".join(line for line in buffer.getvalue().splitlines() if line.startswith(TABLE_LINES))
+        sections.append(f"### {title}\n\n{table}\n\n({time.perf_counter() - section_start:.0f} s)")
+        print(sections[-1], flush=True)
+    verdicts = "\n".join(f"- {line}" for line in targets_met(results))
+    text = (f"{GENERATED_BEGIN}\n## `python launch/bench.py all`, {time.strftime('%Y-%m-%d')}\n\n"
+            f"Machine: {machine_line(results['input']['machine'])}. Wall time "
+            f"{(time.perf_counter() - start) / 60:.0f} min.\n\n**Targets**\n\n{verdicts}\n\n"
+            + "\n\n".join(sections) + f"\n{GENERATED_END}\n")
+    print(verdicts)
+    if markdown:
+        replace_generated_part(markdown, text)
+        print(f"tables written to {markdown}")
+
+
+def targets_met(results: dict) -> list[str]:
+    """One line per target of `bench.py all`'s results: the figure, the target, met or not."""
+    def line(what, value, target, met, unit="of matmul"):
+        fmt = (lambda v: f"{v:.0%}") if unit == "of matmul" else (lambda v: f"{v:,.0f} {unit}")
+        return f"{what}: {fmt(value)} ({'met' if met else 'not met'}; target ≥ {fmt(target)})"
+    lines = [line(f"input {r['resolution']} px from shards", r["shards_uncached"], r["target"],
+                  r["shards_uncached"] >= r["target"], "img/s") for r in results["input"]["rows"]]
+    for row in results["classifier"]["steps"]:
+        target = MATMUL_TARGETS.get(row["model"])
+        if target is not None:
+            lines.append(line(f"{row['model']} step", row["fraction_of_matmul"], target,
+                              row["fraction_of_matmul"] >= target))
+    loop_row = results["classifier"]["loop"]
+    lines.append(f"train_loop overhead over the bare step: {loop_row['overhead']:+.1%} "
+                 f"({'met' if loop_row['overhead'] < loop_row['target'] else 'not met'}; target < "
+                 f"{loop_row['target']:.0%})")
+    for row in results["gan"]["steps"]:
+        lines.append(line(f"{row['model']} step", row["fraction_of_matmul"], MATMUL_TARGETS["gan"],
+                          row["fraction_of_matmul"] >= MATMUL_TARGETS["gan"]))
+    return lines
+
+
+def replace_generated_part(path: str, text: str) -> None:
+    """Puts `text` (GENERATED_BEGIN ... GENERATED_END) in place of the file's generated part, or appends it."""
+    with open(path) as f:
+        current = f.read()
+    if GENERATED_BEGIN in current:
+        head, rest = current.split(GENERATED_BEGIN, 1)
+        if GENERATED_END not in rest:
+            raise ValueError(f"{path}: {GENERATED_BEGIN!r} without {GENERATED_END!r}; fix the file by hand")
+        updated = head + text.rstrip("\n") + rest.split(GENERATED_END, 1)[1]
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text
+    with open(path + ".tmp", "w") as f:
+        f.write(updated)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":
