@@ -22,9 +22,12 @@ $(STAMP): setup.py
 demo: $(STAMP)
 	@$(PY) -m medgan.main --config=configs/demo.py --workdir=$(WORKDIR)
 
+# Two pytest workers (pytest-xdist): much of the suite is XLA compiling, which runs on one core.
+# --dist loadfile keeps a module's tests, and so its module fixtures, in one worker.
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
 	mkdir -p work/test
-	$(PY) -m pytest tests -q --durations=25 --junitxml=work/test/junit.xml
+	$(PY) -m pytest tests -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --junitxml=work/test/junit.xml
 	@echo "test report: work/test/junit.xml"
 
 # The suite without the end-to-end runs (pytest -m "not slow"): minutes instead of the whole suite's time.

@@ -46,7 +46,7 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "scikit-learn>=1.4", "ruff>=0.6", "hypothesis>=6"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "scikit-learn>=1.4", "ruff>=0.6", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["medgan=medgan.main:run"]},
 )
