@@ -35,7 +35,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # without pip install -e
 
-from medgan import configuration, fileio  # noqa: E402
+from medgan import configuration, console, fileio  # noqa: E402
 from medgan.study import sweeps  # noqa: E402
 
 SLURM_DIR = "slurm"  # under the sweep's workdir: points.txt, sweep.sbatch, one log per array task
@@ -265,4 +265,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if not console.verbose_from_env():  # TensorFlow's native banner (oneDNN, CPU features) is not a launcher's output
+        console.import_tensorflow_quietly()
     sys.exit(main(sys.argv[1:]))

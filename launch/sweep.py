@@ -24,7 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # without pip install -e
 
-from medgan import configuration  # noqa: E402
+from medgan import configuration, console  # noqa: E402
 from medgan.study import sweeps  # noqa: E402
 
 
@@ -75,4 +75,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if not console.verbose_from_env():  # TensorFlow's native banner (oneDNN, CPU features) is not a launcher's output
+        console.import_tensorflow_quietly()
     sys.exit(main(sys.argv[1:]))

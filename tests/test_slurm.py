@@ -164,3 +164,15 @@ def test_wait_fails_when_a_task_failed_and_nothing_is_left_to_submit(tmp_path, f
     (root / "classes-2_per_class-50" / "results.json").write_text(json.dumps({}))
     assert slurm.main(args) == 0  # finished: nothing to submit
     assert "nothing to submit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("launcher", ["slurm.py", "sweep.py"])
+def test_the_launchers_keep_tensorflows_native_banner_off_the_console(launcher, tmp_path, fake_bin):
+    """Loading a sweep config imports tensorflow, whose oneDNN / absl lines ignore TF_CPP_MIN_LOG_LEVEL."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MEDGAN_LOG", "TF_CPP_MIN_LOG_LEVEL")}
+    result = subprocess.run([sys.executable, os.path.join(REPO, "launch", launcher), f"--config={SPEC}",
+                             f"--workdir={tmp_path}/sweep", "--dry-run"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "classes-2_per_class-50" in result.stdout
+    assert "oneDNN" not in result.stderr and "absl::InitializeLog" not in result.stderr, result.stderr
