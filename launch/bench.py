@@ -467,7 +467,7 @@ def _gan_memory(name, resolution, per_device_batch, overrides, r1_interval, mesh
     alpha = jax.ShapeDtypeStruct((), "float32", sharding=replicated)
     start = time.perf_counter()
     peak = None  # the program of the regularisation step (R1's double backward) is the larger one
-    for pattern in {train.regularisers_at(0), train.regularisers_at(1)}:
+    for pattern in train.patterns():
         stats = _memory_gib(train.jitted(*pattern).lower(abstract_state, batch, key, alpha).compile().memory_analysis())
         peak = stats if peak is None or stats["peak_gib"] > peak["peak_gib"] else peak
     return {"model": name, "resolution": resolution, "per_device_batch": per_device_batch,

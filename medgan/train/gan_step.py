@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -338,6 +339,11 @@ class TrainStep:
         """(R1, path length) of the update that follows `step` updates."""
         return (self.spec.loss == "nonsaturating" and step % self.hp.r1_interval == 0,
                 self.hp.pl_weight > 0 and step % self.hp.pl_interval == 0)
+
+    def patterns(self) -> list[tuple[bool, bool]]:
+        """Every (R1, path length) pattern the steps cycle through, in sorted order."""
+        period = math.lcm(self.hp.r1_interval, self.hp.pl_interval)
+        return sorted({self.regularisers_at(step) for step in range(period)})
 
     def jitted(self, with_r1: bool = False, with_path_length: bool = False):
         """The jitted `(state, batch, rng, alpha) -> (state, metrics)` of one regulariser pattern."""
