@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from medgan.models.strided_conv import conv_stride2
+
 Dtype = Any
 
 # Gain for layers followed by leaky ReLU / ReLU (He et al. 2015): with
@@ -451,7 +453,8 @@ def conv2d_resample(
     touches the full-resolution side only with the cheap FIR filter:
 
     * ``down``: the [1,3,3,1] filter (stride 1), then the k x k convolution
-      with stride 2: a quarter of the multiply-adds of a full-resolution
+      with stride 2 (`strided_conv.conv_stride2`, whose higher derivatives
+      stay fast on XLA:CPU): a quarter of the multiply-adds of a full-resolution
       convolution followed by `downsample2d`, and no full-resolution output
       activation. With k = 1 it is `downsample2d` then the 1x1 convolution.
     * ``up``: the transposed convolution with stride 2 (zero insertion, then
@@ -481,10 +484,8 @@ def conv2d_resample(
         raise ValueError(f"expected x [B, H, W, C] and an odd square kernel [k, k, C, F]; got {x.shape}, {w.shape}")
     k, w = w.shape[0], w.astype(x.dtype)
 
-    def conv(v, strides=(1, 1), padding="VALID", lhs_dilation=None):
-        return jax.lax.conv_general_dilated(
-            v, w, strides, padding, lhs_dilation=lhs_dilation, dimension_numbers=_CONV_DIMS
-        )
+    def conv(v, padding="VALID"):
+        return jax.lax.conv_general_dilated(v, w, (1, 1), padding, dimension_numbers=_CONV_DIMS)
 
     if down:
         if x.shape[1] % 2 or x.shape[2] % 2:
@@ -494,7 +495,7 @@ def conv2d_resample(
         taps = _fir_taps(kernel, gain=1.0)
         g = _pad_hw(x, (k + 1) // 2, pad_mode)  # [B, H + k + 1, W + k + 1, C_in]
         g = _fir_valid_1d(_fir_valid_1d(g, 1, taps), 2, taps)  # [B, H + k - 2, W + k - 2, C_in]
-        return conv(g, strides=(2, 2))
+        return conv_stride2(g, w)
     if up:
         if k == 1:
             return conv(upsample2d(x, kernel, pad_mode))
