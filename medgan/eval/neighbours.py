@@ -1,0 +1,224 @@
+"""Exact k nearest neighbours of a query set in a large reference set, in memory-bounded tiles over devices.
+
+The memorisation audit compares every synthetic image with every real training
+image (CheXpert's train set holds about 190,000), in a 1,024-d feature space
+or in pixels. The reference set is streamed in tiles of `reference_tile` rows,
+each copied to every device once; the queries stay on the devices in blocks
+of `query_block` rows, each block split over the mesh's `data` axis; one
+jitted step scores a query block against a tile and merges the tile's k best
+into the block's running k best. Device memory is bounded by the queries, one
+tile and one [query_block, reference_tile] score matrix, whatever the size of
+the reference set, and the answer is exact (no approximate index).
+
+Metrics: "cosine" (distance 1 - cos, the study's choice in the judge's
+feature space) and "euclidean" (L2, for pixels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from medgan import sharding
+
+METRICS = ("cosine", "euclidean")
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbours:
+    """The k nearest references of each query, nearest first.
+
+    distances [Q, k] float32 (1 - cos or L2), indices [Q, k] int64 rows of the reference set.
+    """
+
+    distances: np.ndarray
+    indices: np.ndarray
+
+    @property
+    def nearest(self) -> np.ndarray:
+        """[Q] the distance to each query's nearest reference."""
+        return self.distances[:, 0]
+
+
+def _prepare(x: np.ndarray, metric: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows as float32 [N, D], squared norms [N]); cosine rows are unit length (a zero row is an error)."""
+    x = np.asarray(x, np.float32)
+    if x.ndim != 2 or not len(x):
+        raise ValueError(f"{what}: expected a non-empty [N, D] array, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{what}: row {int(np.argwhere(~np.isfinite(x))[0, 0])} is not finite")
+    norms = np.sqrt(np.sum(x.astype(np.float64) ** 2, axis=1))
+    if metric == "cosine":
+        if np.any(norms == 0):
+            raise ValueError(f"{what}: row {int(np.argmin(norms))} is all zeros; its cosine distance is undefined")
+        x = (x / norms[:, None]).astype(np.float32)
+        norms = np.ones_like(norms)
+    return x, (norms**2).astype(np.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "metric"), donate_argnums=(0, 1))
+def _merge_tile(best_score, best_index, queries, tile, tile_sqnorm, offset, valid, *, k, metric):
+    """Merges one reference tile into the running k best of a query block.
+
+    best_score, best_index [q, k]: larger score = nearer (cos, or 2 q.r - |r|^2
+    for L2, which orders references as -|q - r|^2 does); queries [q, D];
+    tile [t, D] with tile_sqnorm [t]; rows >= valid are padding.
+    """
+    dot = jnp.dot(queries, tile.T, precision=jax.lax.Precision.HIGHEST)  # [q, t]
+    score = dot if metric == "cosine" else 2.0 * dot - tile_sqnorm[None, :]
+    column = jnp.arange(tile.shape[0])
+    score = jnp.where(column[None, :] < valid, score, -jnp.inf)
+    index = jnp.broadcast_to(offset + column, score.shape)
+    merged_score, position = jax.lax.top_k(jnp.concatenate([best_score, score], axis=1), k)
+    merged_index = jnp.take_along_axis(jnp.concatenate([best_index, index], axis=1), position, axis=1)
+    return merged_score, merged_index
+
+
+def nearest_neighbours(
+    queries: np.ndarray,
+    references: np.ndarray,
+    k: int,
+    *,
+    metric: str = "cosine",
+    mesh: Mesh | None = None,
+    query_block: int = 1024,
+    reference_tile: int = 16384,
+) -> Neighbours:
+    """The k nearest rows of references [R, D] for each row of queries [Q, D] (exact).
+
+    `query_block` is rounded up to a multiple of the mesh's device count.
+    Every process passes the full arrays (as `sharding.global_from_host`
+    expects) and gets the full answer.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric {metric!r} is not one of {METRICS}")
+    queries, query_sqnorm = _prepare(queries, metric, "queries")
+    references, reference_sqnorm = _prepare(references, metric, "references")
+    if queries.shape[1] != references.shape[1]:
+        raise ValueError(f"queries have {queries.shape[1]} features, references {references.shape[1]}")
+    if not 1 <= k <= len(references):
+        raise ValueError(f"k = {k}: need 1 <= k <= {len(references)} (the number of references)")
+    mesh = mesh or sharding.make_mesh()
+    devices = mesh.devices.size
+    query_block = -(-min(query_block, len(queries)) // devices) * devices
+    reference_tile = min(reference_tile, len(references))
+    rows, whole = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+
+    padded = np.zeros((-(-len(queries) // query_block) * query_block, queries.shape[1]), np.float32)
+    padded[: len(queries)] = queries
+    blocks = [sharding.global_from_host(padded[i : i + query_block], rows) for i in range(0, len(padded), query_block)]
+    best = [
+        (
+            sharding.global_from_host(np.full((query_block, k), -np.inf, np.float32), rows),
+            sharding.global_from_host(np.full((query_block, k), -1, np.int32), rows),
+        )
+        for _ in blocks
+    ]
+    for start in range(0, len(references), reference_tile):
+        valid = min(reference_tile, len(references) - start)
+        tile = np.zeros((reference_tile, references.shape[1]), np.float32)
+        tile[:valid] = references[start : start + valid]
+        sqnorm = np.zeros(reference_tile, np.float32)
+        sqnorm[:valid] = reference_sqnorm[start : start + valid]
+        tile_on_devices = sharding.global_from_host(tile, whole)
+        sqnorm_on_devices = sharding.global_from_host(sqnorm, whole)
+        best = [
+            _merge_tile(*state, block, tile_on_devices, sqnorm_on_devices, np.int32(start), np.int32(valid),
+                        k=k, metric=metric)
+            for state, block in zip(best, blocks)
+        ]
+    score = np.concatenate([np.asarray(jax.device_get(s)) for s, _ in best])[: len(queries)].astype(np.float64)
+    index = np.concatenate([np.asarray(jax.device_get(i)) for _, i in best])[: len(queries)].astype(np.int64)
+    if metric == "cosine":
+        distance = 1.0 - score
+    else:
+        distance = np.sqrt(np.clip(query_sqnorm[: len(queries), None] - score, 0.0, None))
+    return Neighbours(np.clip(distance, 0.0, None).astype(np.float32), index)
+
+
+def nearest_over_views(views: list[np.ndarray], references: np.ndarray, k: int, **kwargs) -> Neighbours:
+    """The k nearest references of each query over several views of it (the image, its mirror, shifts).
+
+    views: V arrays [Q, D] (or [V, Q, D]), the same queries seen differently;
+    a reference found by several views keeps its smallest distance. A
+    mirrored or shifted copy of a training image is still a copy.
+    """
+    found = [nearest_neighbours(view, references, k, **kwargs) for view in views]
+    distances = np.concatenate([f.distances for f in found], axis=1)  # [Q, V k]
+    indices = np.concatenate([f.indices for f in found], axis=1)
+    order = np.argsort(distances, axis=1, kind="stable")
+    distances, indices = np.take_along_axis(distances, order, 1), np.take_along_axis(indices, order, 1)
+    out_d, out_i = np.empty((len(distances), k), np.float32), np.empty((len(distances), k), np.int64)
+    for row, (d, i) in enumerate(zip(distances, indices)):
+        _, first = np.unique(i, return_index=True)  # each reference once, at its nearest view
+        keep = np.sort(first)[:k]
+        out_d[row], out_i[row] = d[keep], i[keep]
+    return Neighbours(out_d, out_i)
+
+
+@jax.jit
+def _count_tile(counts, queries, query_sqnorm, query_valid, centres, centre_sqnorm, radii, valid):
+    """Adds, per query, how many centres' balls hold it; returns (counts [q], per centre whether a query is inside [t]).
+
+    queries [q, D] with query_sqnorm and query_valid [q] (False: padding);
+    centres [t, D] with centre_sqnorm and radii [t], rows >= valid padding.
+    """
+    squared = query_sqnorm[:, None] + centre_sqnorm[None, :] - 2.0 * jnp.dot(
+        queries, centres.T, precision=jax.lax.Precision.HIGHEST)  # [q, t]
+    inside = (squared <= (radii**2)[None, :]) & (jnp.arange(centres.shape[0]) < valid)[None, :] & query_valid[:, None]
+    return counts + jnp.sum(inside, axis=1, dtype=jnp.int32), jnp.any(inside, axis=0)
+
+
+def count_within(
+    queries: np.ndarray,
+    centres: np.ndarray,
+    radii: np.ndarray,
+    *,
+    mesh: Mesh | None = None,
+    query_block: int = 1024,
+    centre_tile: int = 16384,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(per query, the number of balls B(centre, radius) holding it [Q]; per centre, whether one query is inside [C]).
+
+    Euclidean balls, boundary included; queries [Q, D], centres [C, D],
+    radii [C]. The k-NN manifolds of precision / recall and density /
+    coverage are unions of such balls. Tiled like `nearest_neighbours`.
+    """
+    queries, query_sqnorm = _prepare(queries, "euclidean", "queries")
+    centres, centre_sqnorm = _prepare(centres, "euclidean", "centres")
+    radii = np.asarray(radii, np.float32)
+    if radii.shape != centre_sqnorm.shape:
+        raise ValueError(f"radii {radii.shape} do not match the {len(centres)} centres")
+    mesh = mesh or sharding.make_mesh()
+    devices = mesh.devices.size
+    query_block = -(-min(query_block, len(queries)) // devices) * devices
+    centre_tile = min(centre_tile, len(centres))
+    rows, whole = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+    size = -(-len(queries) // query_block) * query_block
+
+    def padded(x, length):
+        out = np.zeros((length, *x.shape[1:]), np.float32)
+        out[: len(x)] = x
+        return out
+
+    query_arrays = (padded(queries, size), padded(query_sqnorm, size), np.arange(size) < len(queries))
+    blocks = [tuple(sharding.global_from_host(x[i : i + query_block], rows) for x in query_arrays)
+              for i in range(0, size, query_block)]
+    counts = [sharding.global_from_host(np.zeros(query_block, np.int32), rows) for _ in blocks]
+    covered = np.zeros(len(centres), bool)
+    for start in range(0, len(centres), centre_tile):
+        valid = min(centre_tile, len(centres) - start)
+        tile = [sharding.global_from_host(padded(x[start : start + valid], centre_tile), whole)
+                for x in (centres, centre_sqnorm, radii)]
+        hits = []
+        for i, block in enumerate(blocks):
+            counts[i], hit = _count_tile(counts[i], *block, *tile, np.int32(valid))
+            hits.append(hit)
+        covered[start : start + valid] = np.any(np.stack(jax.device_get(hits)), axis=0)[:valid]
+    inside = np.concatenate([np.asarray(jax.device_get(c)) for c in counts])[: len(queries)]
+    return inside.astype(np.int64), covered
