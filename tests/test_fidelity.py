@@ -57,3 +57,53 @@ def test_errors_name_the_problem():
         fidelity.FeatureStatistics(3).mean_and_covariance()
     with pytest.raises(ValueError, match="shapes differ"):
         fidelity.frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+
+
+def _polynomial_kernel_mean(mu1, cov1, mu2, cov2):
+    """E (x.y / D + 1)^3 for independent x ~ N(mu1, cov1), y ~ N(mu2, cov2), from the Gaussian moments."""
+    dim = len(mu1)
+    second1, second2 = cov1 + np.outer(mu1, mu1), cov2 + np.outer(mu2, mu2)
+
+    def third(mu, cov):  # E x_i x_j x_k
+        return (np.einsum("i,j,k->ijk", mu, mu, mu) + np.einsum("i,jk->ijk", mu, cov)
+                + np.einsum("j,ik->ijk", mu, cov) + np.einsum("k,ij->ijk", mu, cov))
+
+    s1 = mu1 @ mu2 / dim
+    s2 = np.trace(second1 @ second2) / dim**2
+    s3 = np.sum(third(mu1, cov1) * third(mu2, cov2)) / dim**3
+    return s3 + 3 * s2 + 3 * s1 + 1
+
+
+def test_kid_between_gaussians_matches_the_closed_form_mmd():
+    rng = np.random.default_rng(4)
+    mu1, cov1 = np.zeros(4), np.eye(4)
+    mu2, cov2 = np.array([0.8, 0.0, -0.4, 0.0]), np.diag([2.0, 1.0, 1.0, 0.5])
+    expected = (_polynomial_kernel_mean(mu1, cov1, mu1, cov1) + _polynomial_kernel_mean(mu2, cov2, mu2, cov2)
+                - 2 * _polynomial_kernel_mean(mu1, cov1, mu2, cov2))
+    x = rng.multivariate_normal(mu1, cov1, size=40_000)
+    y = rng.multivariate_normal(mu2, cov2, size=40_000)
+    mean, std = fidelity.kernel_distance(x, y, subsets=20, subset_size=2000)
+    assert expected > 0.3 and mean == pytest.approx(expected, rel=0.1)
+    assert std > 0
+    same, _ = fidelity.kernel_distance(x[:20_000], x[20_000:], subsets=20, subset_size=2000)
+    assert abs(same) < 0.05 * expected
+
+
+def test_precision_recall_density_coverage_on_a_hand_counted_line():
+    # real 0..9: k = 3 radii 3, 2, 2, ..., 2, 3. synthetic 0..3 (radii 3, 2, 2, 3) and a far cluster 30..33.
+    real = np.arange(10, dtype=np.float32)[:, None]
+    synthetic = np.array([0, 1, 2, 3, 30, 31, 32, 33], np.float32)[:, None]
+    metrics = fidelity.manifold_metrics(real, synthetic, k=3)
+    assert metrics.precision == pytest.approx(4 / 8)  # the far cluster lies outside the real balls
+    assert metrics.recall == pytest.approx(7 / 10)  # the synthetic balls span [-3, 6]
+    assert metrics.density == pytest.approx((3 + 4 + 5 + 6) / (3 * 8))  # real balls holding 0, 1, 2, 3
+    assert metrics.coverage == pytest.approx(6 / 10)  # the balls of 0 ... 5 hold a synthetic point
+    with pytest.raises(ValueError, match="needs more than 3 points, got 3"):
+        fidelity.manifold_metrics(real, synthetic[:3], k=3)
+
+
+def test_identical_sets_have_full_precision_recall_and_coverage():
+    x = np.random.default_rng(5).normal(size=(200, 6))
+    metrics = fidelity.manifold_metrics(x, x, k=3)
+    assert metrics.precision == metrics.recall == metrics.coverage == 1.0
+    assert metrics.density >= 1.0

@@ -1,4 +1,4 @@
-"""Fréchet distance between real and synthetic images in a classifier's feature space.
+"""Fidelity of synthetic images in a classifier's feature space: FD, KID, precision / recall, density / coverage.
 
 The Fréchet Inception Distance (Heusel et al. 2017, "GANs Trained by a Two
 Time-Scale Update Rule Converge to a Local Nash Equilibrium", eq. 6) models
@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from medgan.eval.neighbours import count_within, nearest_neighbours
 
 
 @dataclasses.dataclass
@@ -110,3 +112,74 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
 def frechet_distance_of(real: FeatureStatistics, synthetic: FeatureStatistics) -> float:
     """Fréchet distance between two accumulated feature sets."""
     return frechet_distance(*real.mean_and_covariance(), *synthetic.mean_and_covariance())
+
+
+def kernel_distance(
+    real: np.ndarray, synthetic: np.ndarray, *, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """Kernel Inception Distance (Bińkowski et al. 2018, "Demystifying MMD GANs", sec. 4): (mean, std over subsets).
+
+    The unbiased estimate of MMD^2 with the cubic polynomial kernel
+    k(x, y) = (x.y / D + 1)^3, averaged over `subsets` random subsets of
+    min(subset_size, N, M) rows of each set: unbiased, so its mean is near
+    0 for two samples of one distribution (and may dip below it), unlike FD.
+    real [N, D], synthetic [M, D].
+    """
+    real, synthetic = np.asarray(real, np.float64), np.asarray(synthetic, np.float64)
+    if real.ndim != 2 or synthetic.ndim != 2 or real.shape[1] != synthetic.shape[1]:
+        raise ValueError(f"expected [N, D] and [M, D] features, got {real.shape} and {synthetic.shape}")
+    n = min(subset_size, len(real), len(synthetic))
+    if n < 2:
+        raise ValueError(f"KID needs 2 or more images per set, got {len(real)} real and {len(synthetic)} synthetic")
+    rng, dim = np.random.default_rng(seed), real.shape[1]
+    estimates = []
+    for _ in range(subsets):
+        x = real[rng.choice(len(real), n, replace=False)]
+        y = synthetic[rng.choice(len(synthetic), n, replace=False)]
+        kxx, kyy, kxy = ((a @ b.T / dim + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+        estimates.append(within - 2 * kxy.mean())
+    return float(np.mean(estimates)), float(np.std(estimates))
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifoldMetrics:
+    """Precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020).
+
+    precision: share of synthetic images inside the real k-NN manifold (realism);
+    recall: share of real images inside the synthetic one (diversity);
+    density: how many real balls hold a synthetic image, / k, averaged (can exceed 1);
+    coverage: share of real balls that hold at least one synthetic image.
+    """
+
+    precision: float
+    recall: float
+    density: float
+    coverage: float
+    k: int
+
+
+def _knn_radii(points: np.ndarray, k: int) -> np.ndarray:
+    """[N] each point's distance to its k-th nearest other point (euclidean)."""
+    if len(points) <= k:
+        raise ValueError(f"a k-NN manifold with k = {k} needs more than {k} points, got {len(points)}")
+    return nearest_neighbours(points, points, k + 1, metric="euclidean").distances[:, k]
+
+
+def manifold_metrics(real: np.ndarray, synthetic: np.ndarray, k: int = 3) -> ManifoldMetrics:
+    """Precision, recall, density and coverage with k-NN balls (k = 3, the papers' choice for these sizes).
+
+    real [N, D], synthetic [M, D] features; balls are closed and euclidean;
+    each point's own distance 0 is not its first neighbour.
+    """
+    real, synthetic = np.asarray(real, np.float32), np.asarray(synthetic, np.float32)
+    real_radii, synthetic_radii = _knn_radii(real, k), _knn_radii(synthetic, k)
+    held_by_real, covered = count_within(synthetic, real, real_radii)
+    held_by_synthetic, _ = count_within(real, synthetic, synthetic_radii)
+    return ManifoldMetrics(
+        precision=float(np.mean(held_by_real > 0)),
+        recall=float(np.mean(held_by_synthetic > 0)),
+        density=float(np.sum(held_by_real) / (k * len(synthetic))),
+        coverage=float(np.mean(covered)),
+        k=k,
+    )
