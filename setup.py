@@ -44,9 +44,11 @@ setup(
         "pylibjpeg-openjpeg>=2",
         "pylibjpeg-rle>=2",
         "matplotlib>=3.8",
+        "scipy>=1.11",  # rank tests and distributions of the audits
+        "scikit-learn>=1.4",  # k-means cells of the data-copying test, t-SNE
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "scikit-learn>=1.4", "ruff>=0.6", "hypothesis>=6"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "hypothesis>=6", "selenium>=4.20"],
     },
     entry_points={"console_scripts": ["medgan=medgan.main:run"]},
 )

@@ -123,3 +123,90 @@ def save_roc_curves(
     with fileio.atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=120)
     plt.close(figure)
+
+
+def save_embedding(
+    path: str, points: np.ndarray, is_synthetic: np.ndarray, groups: Sequence[str], *, title: str = "",
+    most: int = 9,
+) -> None:
+    """Two panels of a 2-D map: real vs synthetic, and the label combinations (the `most` commonest, rest grey).
+
+    points [N, 2]; is_synthetic [N] bool; groups [N] (e.g. captions of the
+    label combinations). Real points are dots, synthetic ones crosses, in both.
+    """
+    points, is_synthetic, groups = np.asarray(points), np.asarray(is_synthetic, bool), np.asarray(groups)
+    if not len(points) == len(is_synthetic) == len(groups):
+        raise ValueError(f"{len(points)} points, {len(is_synthetic)} real/synthetic flags, {len(groups)} groups")
+    names, counts = np.unique(groups, return_counts=True)
+    shown = list(names[np.argsort(-counts, kind="stable")][:most])
+    colours = plt.get_cmap("tab10")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5.6))
+    for synthetic, colour, name in ((False, "tab:blue", "real"), (True, "tab:orange", "synthetic")):
+        chosen = is_synthetic == synthetic
+        left.scatter(*points[chosen].T, s=9, c=colour, marker="x" if synthetic else "o", linewidths=0.7,
+                     alpha=0.7, label=f"{name} ({int(chosen.sum())})")
+    left.legend(fontsize=8, loc="best")
+    left.set_title("real and synthetic", fontsize=9)
+    for i, name in enumerate([*shown, None]):
+        in_group = ~np.isin(groups, shown) if name is None else groups == name
+        if not in_group.any():
+            continue
+        colour = "0.75" if name is None else colours(i % 10)
+        for synthetic in (False, True):
+            chosen = in_group & (is_synthetic == synthetic)
+            right.scatter(*points[chosen].T, s=9, c=[colour], marker="x" if synthetic else "o", linewidths=0.7,
+                          alpha=0.7, label=None if synthetic else _wrap("other" if name is None else str(name), 40))
+    right.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                 title="label combination (o real, x synthetic)", title_fontsize=7)
+    right.set_title("label combinations", fontsize=9)
+    for ax in (left, right):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    with fileio.atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)
+
+
+def save_neighbour_strips(
+    path: str,
+    queries: np.ndarray,
+    neighbours: np.ndarray,
+    query_captions: Sequence[str],
+    neighbour_captions: Sequence[Sequence[str]],
+    *,
+    title: str = "",
+) -> None:
+    """Rows of a synthetic image (framed) followed by its nearest real training images, as in the study's Figures 2-4.
+
+    queries [Q, H, W, C], neighbours [Q, m, H, W, C] (model space or uint8);
+    captions say which image and how near (e.g. "1 - cos 0.012, SSIM 0.93").
+    """
+    queries, neighbours = to_uint8(queries), to_uint8(neighbours)
+    rows, m = neighbours.shape[:2]
+    if len(queries) != rows or len(query_captions) != rows or len(neighbour_captions) != rows:
+        raise ValueError(f"{len(queries)} queries, {rows} neighbour rows, {len(query_captions)} and "
+                         f"{len(neighbour_captions)} caption rows")
+    cell = 1.7
+    figure, axes = plt.subplots(rows, m + 1, figsize=((m + 1) * cell, rows * (cell + 0.45)), squeeze=False)
+    for r in range(rows):
+        for c, (image, text) in enumerate(zip([queries[r], *neighbours[r]], [query_captions[r],
+                                                                              *neighbour_captions[r]])):
+            ax = axes[r, c]
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(c == 0)
+                spine.set_color("tab:orange")
+                spine.set_linewidth(2.5)
+            ax.set_title(_wrap(text, 28), fontsize=6)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    with fileio.atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)
