@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= work/demo
 
-.PHONY: demo test test-fast lint test-cluster venv clean
+.PHONY: demo test test-fast lint test-cluster browser venv clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,18 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# Chromium and its WebDriver (Debian packages, as root) for the reader-study page's browser test;
+# without them that one test is skipped. CI runs this before make test.
+browser:
+	@if command -v chromedriver >/dev/null 2>&1; then echo "chromium-driver: $$(command -v chromedriver)"; \
+	elif [ "$$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make browser: install chromium and chromium-driver as root (apt-get), or skip the browser test" >&2; exit 1; \
+	else echo "installing chromium and chromium-driver with apt-get (once)…"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install \
+			-y -qq --no-install-recommends chromium chromium-driver; } > /tmp/medgan-browser-apt.log 2>&1 || \
+		{ tail -n 30 /tmp/medgan-browser-apt.log >&2; echo "apt-get failed; log: /tmp/medgan-browser-apt.log" >&2; exit 1; }; \
+	fi
 
 # launch/slurm.py against a real SLURM: a single-node cluster on this host (as root; the first
 # run installs slurm-wlm and munge with apt), two tiny demo_sweep points of 2 jax processes each.
