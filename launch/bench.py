@@ -4,6 +4,7 @@
   python launch/bench.py classifier [--repeats 5]
   python launch/bench.py gan [--steps 3] [--repeats 3] [--memory 256:32,512:16]
   python launch/bench.py all          # the three above; tables and targets into BENCHMARKS.md
+  python launch/bench.py audit [--queries 10000] [--references 200000] [--images 50000]
 
 Every result records the CPU model and its vector extensions (AVX2, AVX-512,
 AMX): the same code runs 3-4x slower without AVX-512, so figures from two
@@ -20,6 +21,11 @@ steps, timed over whole R1 periods) at 64 px, global batch 32: images/s of the
 D+G step, XLA's FLOPs per step against the same run's matmul FLOP/s, compile
 time; then the per-device `memory_analysis()` of the step at 256 px / 32 and
 512 px / 16 per device (abstract inputs). `all` times the steps at quarter widths.
+
+`audit`: the exact nearest-neighbour search of the memorisation audit
+(cosine, 1,024-d, k = 5, memory-bounded tiles) in query x reference pairs
+per second against the same run's matmul rate, and the time of FD, KID and
+precision / recall / density / coverage on feature sets of the study's size.
 """
 
 from __future__ import annotations
@@ -577,6 +583,67 @@ def print_input_table(result: dict) -> None:
     print("(images/s, median of", result["repeats"], "runs; batch", result["batch"], ")")
 
 
+def bench_audit(args) -> dict:
+    """Seconds of the audit's searches and fidelity metrics on random features of the study's size."""
+    from medgan.eval import fidelity
+    from medgan.eval.neighbours import nearest_neighbours
+
+    rng = np.random.default_rng(0)
+    queries = rng.normal(size=(args.queries, args.dim)).astype(np.float32)
+    references = rng.normal(size=(args.references, args.dim)).astype(np.float32)
+    matmul = matmul_flops_per_second(3)
+    nearest_neighbours(queries[:64], references[:4096], 5, reference_tile=args.tile)  # compile
+    start = time.perf_counter()
+    nearest_neighbours(queries, references, 5, reference_tile=args.tile)
+    search = time.perf_counter() - start
+    del references
+    real = rng.normal(size=(args.images, args.dim)).astype(np.float32)
+    synthetic = (rng.normal(size=(args.images, args.dim)) + 0.1).astype(np.float32)
+
+    def seconds(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    def fd():
+        stats = []
+        for x in (real, synthetic):
+            acc = fidelity.FeatureStatistics(args.dim)
+            for i in range(0, len(x), 1000):
+                acc.add(*fidelity.batch_moments(x[i:i + 1000], np.ones(len(x[i:i + 1000]), bool)))
+            stats.append(acc)
+        return fidelity.frechet_distance_of(*stats)
+
+    manifold_images = min(args.images, args.manifold_images)
+    return {
+        "machine": _machine(), "matmul_flops_per_second": matmul, "dim": args.dim, "tile": args.tile,
+        "queries": args.queries, "references": args.references, "search_seconds": search,
+        "pairs_per_second": args.queries * args.references / search,
+        "search_flops_fraction": 2 * args.queries * args.references * args.dim / search / matmul,
+        "images": args.images, "fd_seconds": seconds(fd),
+        "kid_seconds": seconds(lambda: fidelity.kernel_distance(real, synthetic)),
+        "manifold_images": manifold_images,
+        "manifold_seconds": seconds(lambda: fidelity.manifold_metrics(real[:manifold_images],
+                                                                      synthetic[:manifold_images])),
+    }
+
+
+def print_audit_table(result: dict) -> None:
+    print(f"machine: {machine_line(result['machine'])}")
+    print(f"matmul 2048^2 f32: {result['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s")
+    print("| what | size | seconds | rate |")
+    print("|---|---|---:|---:|")
+    print(f"| nearest neighbours, cosine, k = 5, tiles of {result['tile']} | {result['queries']:,} x "
+          f"{result['references']:,}, {result['dim']}-d | {result['search_seconds']:.1f} | "
+          f"{result['pairs_per_second'] / 1e6:.0f} M pairs/s ({result['search_flops_fraction']:.0%} of matmul) |")
+    print(f"| FD (moments + matrix square root) | 2 x {result['images']:,}, {result['dim']}-d | "
+          f"{result['fd_seconds']:.1f} | |")
+    print(f"| KID, 100 subsets of 1,000 | 2 x {result['images']:,}, {result['dim']}-d | "
+          f"{result['kid_seconds']:.1f} | |")
+    print(f"| precision, recall, density, coverage (k = 3) | 2 x {result['manifold_images']:,}, {result['dim']}-d | "
+          f"{result['manifold_seconds']:.1f} | |")
+
+
 def main(argv=None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -613,12 +680,21 @@ def main(argv=None) -> dict | None:
     gan_parser.add_argument("--latent-dim", type=int, default=0, help="override (smoke runs); 0 = model default")
     gan_parser.add_argument("--workdir", default="/tmp/medgan-bench")
     gan_parser.add_argument("--out", default="", help="JSON result path (default <workdir>/gan.json)")
+    audit_parser = sub.add_parser("audit", help="memorisation search pairs/s; FD, KID, precision/recall seconds")
+    audit_parser.add_argument("--queries", type=int, default=10_000, help="synthetic images searched")
+    audit_parser.add_argument("--references", type=int, default=200_000, help="real training images")
+    audit_parser.add_argument("--dim", type=int, default=1024, help="feature dimension (DenseNet-121: 1,024)")
+    audit_parser.add_argument("--tile", type=int, default=16384, help="reference rows per tile")
+    audit_parser.add_argument("--images", type=int, default=50_000, help="images per set for FD and KID")
+    audit_parser.add_argument("--manifold-images", type=int, default=10_000, help="per set, precision/recall")
+    audit_parser.add_argument("--workdir", default="/tmp/medgan-bench")
+    audit_parser.add_argument("--out", default="", help="JSON result path (default <workdir>/audit.json)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     bench, show = {"all": (None, None), "input": (bench_input, print_input_table),
                    "classifier": (bench_classifier, print_classifier_table),
-                   "gan": (bench_gan, print_gan_table)}[args.bench]
+                   "gan": (bench_gan, print_gan_table), "audit": (bench_audit, print_audit_table)}[args.bench]
     if args.bench == "all":
         run_all(args.workdir, args.markdown)
         return None

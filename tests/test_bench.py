@@ -68,3 +68,12 @@ def test_the_generated_part_is_replaced_and_the_rest_of_the_file_kept(bench, tmp
     with pytest.raises(ValueError, match="without"):
         bench.replace_generated_part(str(path), block("third"))
     assert not (tmp_path / "BENCHMARKS.md.tmp").exists()
+
+
+def test_the_audit_benchmark_runs_at_a_tiny_size_and_prints_its_table(bench, tmp_path, capsys):
+    result = bench.main(["audit", "--queries", "40", "--references", "300", "--dim", "16", "--tile", "64",
+                         "--images", "200", "--manifold-images", "100", "--workdir", str(tmp_path)])
+    assert result["pairs_per_second"] > 0 and result["search_seconds"] > 0
+    assert all(result[key] > 0 for key in ("fd_seconds", "kid_seconds", "manifold_seconds"))
+    assert (tmp_path / "audit.json").exists()
+    assert "| nearest neighbours, cosine, k = 5, tiles of 64 | 40 x 300, 16-d |" in capsys.readouterr().out
