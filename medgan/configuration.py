@@ -22,7 +22,7 @@ from medgan.models.gans import GAN_MODELS
 
 # Where a job's code lives (medgan/jobs/); imported lazily so `--help` and validation stay fast.
 JOBS = {name: f"medgan.jobs.{name}:run" for name in ("prepare", "train_classifier", "train_gan", "synthesize",
-                                                    "benchmark")}
+                                                    "audit", "benchmark")}
 
 CHEXPERT_POLICIES = ("ones", "zeros", "ignore")
 SQUARE_MODES = ("pad", "crop", "stretch")
@@ -194,6 +194,28 @@ def synthesize_config() -> ml_collections.ConfigDict:
     )
 
 
+def audit_config() -> ml_collections.ConfigDict:
+    """The audit of a synthetic cohort against the real fold (memorisation, fidelity, embedding)."""
+    return ml_collections.ConfigDict(
+        {
+            "synthetic": "",  # a synthesize work directory (required for the audit job)
+            "real_classifier": "",  # the train_classifier work directory on the real fold: the judge (required)
+            # A synthetic image is flagged when nearer a training image than all but this share of real test images.
+            "false_flag_rate": 0.01,
+            # Pixels by which the memorisation search also moves its crop windows ("" = mirror only).
+            "shifts": "1,2",
+            "neighbours": 5,  # nearest training images kept per synthetic image
+            "copying_cells": 10,  # k-means cells of the data-copying test
+            "strips": 8,  # rows of each nearest-neighbour picture
+            "kid_subsets": 100,
+            "kid_subset_size": 1000,
+            "manifold_k": 3,  # k of the precision / recall and density / coverage balls
+            "embedding_points": 1000,  # at most this many real and this many synthetic points on the t-SNE map
+            "global_batch_size": 64,
+        }
+    )
+
+
 def benchmark_config() -> ml_collections.ConfigDict:
     """What the benchmark point reports besides its stages' own settings."""
     return ml_collections.ConfigDict(
@@ -222,12 +244,17 @@ def base_config(job: str) -> ml_collections.ConfigDict:
     if job == "synthesize":
         config.synthesize = synthesize_config()
         config.distributed = "auto"
+    if job == "audit":
+        config.fold = fold_config()
+        config.audit = audit_config()
+        config.distributed = "auto"
     if job == "benchmark":
         # One benchmark point: every stage reads data/fold/seed from here.
         config.fold = fold_config()
         config.classifier = classifier_config()  # trained on the real fold and on the synthetic cohort
         config.gan = gan_config()
         config.synthesize = synthesize_config()
+        config.audit = audit_config()  # synthetic and real_classifier are the point's own stages
         config.benchmark = benchmark_config()
         config.distributed = "auto"
     config.lock()
@@ -389,6 +416,18 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("gan.fid_patience", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     ("synthesize.per_combination", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     ("synthesize.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("audit.false_flag_rate", lambda v: 0 < v < 1, "a number in (0, 1)"),
+    ("audit.shifts", lambda v: isinstance(v, str) and all(p.strip().isdigit() and int(p) >= 1
+                                                        for p in v.split(",") if p.strip()),
+     "comma-separated positive integers (pixels), or ''"),
+    ("audit.neighbours", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("audit.copying_cells", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("audit.strips", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("audit.kid_subsets", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("audit.kid_subset_size", lambda v: isinstance(v, int) and v >= 2, "an integer >= 2"),
+    ("audit.manifold_k", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("audit.embedding_points", lambda v: isinstance(v, int) and v >= 5, "an integer >= 5"),
+    ("audit.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("benchmark.level", lambda v: 0 < v < 1, "a number in (0, 1)"),
     ("benchmark.report_samples", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("distributed", lambda v: v in ("auto", "force", "off"), "one of ('auto', 'force', 'off')"),
@@ -426,6 +465,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
             )
     if config.job == "synthesize" and not config.synthesize.generator:
         raise ConfigError("config.synthesize.generator is empty: give the work directory of a train_gan run")
+    if config.job == "audit":
+        for key, what in (("synthetic", "a synthesize run"), ("real_classifier", "train_classifier on the real fold")):
+            if not config.audit[key]:
+                raise ConfigError(f"config.audit.{key} is empty: give the work directory of {what}")
     source = config.data.source
     if source.startswith("phantom_") and config.data.resolution < 32:
         raise ConfigError(f"config.data.resolution={config.data.resolution}: phantoms render at 32 px or more")
@@ -436,7 +479,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 # Every global batch a job's config may set; each is sharded over the mesh's `data` axis.
-_BATCH_KEYS = ("classifier.global_batch_size", "gan.global_batch_size", "synthesize.global_batch_size")
+_BATCH_KEYS = ("classifier.global_batch_size", "gan.global_batch_size", "synthesize.global_batch_size",
+               "audit.global_batch_size")
 
 
 def check_devices(config: ml_collections.ConfigDict, device_count: int) -> None:

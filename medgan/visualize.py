@@ -13,6 +13,15 @@ import numpy as np  # noqa: E402
 from medgan import fileio  # noqa: E402
 
 
+def images_by_id(dataset_dir: str, ids) -> dict[str, np.ndarray]:
+    """{image id: uint8 image [R, R, C]} of `ids` of a prepared dataset, read on this process (for pictures)."""
+    from medgan.data import pipeline  # tf.data: imported only where pictures of a dataset are drawn
+
+    batch = next(pipeline.numpy_batches(pipeline.eval_dataset(dataset_dir, ids, batch_size=len(ids), cache=False)))
+    keep = batch["mask"]
+    return dict(zip((i.decode() for i in batch["image_id"][keep]), to_uint8(batch["image"][keep])))
+
+
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Maps model-space images in [-1, 1] to uint8 [0, 255] (uint8 passes through)."""
     images = np.asarray(images)
@@ -61,8 +70,13 @@ def save_labelled_grid(
         else:
             ax.imshow(image, interpolation="nearest")
         ax.set_title(_wrap(caption), fontsize=6)
+    _save(figure, path, title)
+
+
+def _save(figure, path: str, title: str = "", title_size: int = 9) -> None:
+    """Titles, lays out and writes `figure` as a PNG at `path` (atomically), then closes it."""
     if title:
-        figure.suptitle(title, fontsize=9)
+        figure.suptitle(title, fontsize=title_size)
     figure.tight_layout()
     with fileio.atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=120)
@@ -70,14 +84,17 @@ def save_labelled_grid(
 
 
 def _wrap(text: str, width: int = 26) -> str:
-    words, lines, line = text.split(" "), [], ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    lines.append(line)
+    """Breaks each line of `text` at spaces into lines of at most `width` characters (longer words stay whole)."""
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            if line and len(line) + 1 + len(word) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}".strip()
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -119,10 +136,7 @@ def save_roc_curves(
         ax.set_ylabel("true positive rate", fontsize=7)
         ax.set_aspect("equal")
         ax.tick_params(labelsize=6)
-    figure.tight_layout()
-    with fileio.atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def save_embedding(
@@ -162,12 +176,7 @@ def save_embedding(
     for ax in (left, right):
         ax.set_xticks([])
         ax.set_yticks([])
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    with fileio.atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)
+    _save(figure, path, title, title_size=10)
 
 
 def save_neighbour_strips(
@@ -204,9 +213,22 @@ def save_neighbour_strips(
                 spine.set_color("tab:orange")
                 spine.set_linewidth(2.5)
             ax.set_title(_wrap(text, 28), fontsize=6)
-    if title:
-        figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    with fileio.atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)
+    _save(figure, path, title)
+
+
+def save_distance_histogram(path: str, distances: Mapping[str, np.ndarray], threshold: float, threshold_label: str,
+                            *, title: str = "Distance to the nearest real training image") -> None:
+    """Overlaid histograms of nearest-neighbour distances (e.g. synthetic -> train and real test -> train),
+    each normalised to its own count, and the flag threshold as a vertical line."""
+    figure, ax = plt.subplots(figsize=(7, 3.6))
+    values = [np.asarray(v, np.float64) for v in distances.values()]
+    edges = np.histogram_bin_edges(np.concatenate(values), bins=40)
+    for (name, v), colour in zip(distances.items(), ("tab:orange", "tab:blue", "tab:green")):
+        ax.hist(v, bins=edges, density=True, alpha=0.5, color=colour, label=f"{name} ({len(v)})")
+    ax.axvline(threshold, color="tab:red", linewidth=1.2, label=threshold_label)
+    ax.set_xlabel("1 - cosine similarity to the nearest real training image", fontsize=8)
+    ax.set_ylabel("density", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    _save(figure, path)

@@ -34,6 +34,9 @@ DATA_CARD_MD = "DATA_CARD.md"
 LABELS_CSV = "labels.csv"
 PREVIEW = "preview.png"
 
+# audit
+AUDIT_REPORT_FILE = "audit.md"
+
 # benchmark
 REPORT_FILE = "report.md"
 FIGURES_DIR = "figures"

@@ -99,6 +99,33 @@ def test_report_shows_the_table_and_pictures_that_exist(finished):
         assert (workdir / path).stat().st_size > 10_000
 
 
+def test_the_audit_stage_reports_and_the_data_card_lists_it(finished, tmp_path):
+    workdir, result = finished
+    audit = fileio.read_json(workdir / "audit" / RESULT_FILE)
+    memo = audit["memorisation"]
+    assert result["audit"]["memorisation"] == memo and result["audit"]["report"] == "audit/audit.md"
+    # 16 real test images calibrate a false-flag rate of 1/16 at best, and make one data-copying cell. A GAN
+    # of 4 steps copies nothing: its images lie farther from the training images than real test images do.
+    assert (memo["synthetic_images"], memo["test_images"], memo["false_flag_rate"]) == (48, 16, 1 / 16)
+    assert memo["data_copying_cells_used"] == 1 and memo["data_copying_statistic"] > 2
+    assert len(audit["views"]) == 18 and len(memo["flagged_ids"]) == memo["flagged"]
+    assert set(audit["fidelity"]["overall"]) == {"synthetic", "real_test"}
+    for path in audit["figures"].values():
+        assert (workdir / "audit" / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = fileio.read_json(workdir / "synthetic" / "data_card.json")
+    assert [entry["outcome"]["flagged"] for entry in card["audits"]] == [memo["flagged"]]
+    assert "synthetic images flagged as possible copies" in (workdir / "synthetic" / "DATA_CARD.md").read_text()
+    assert "## Audit of the synthetic cohort" in (workdir / REPORT_FILE).read_text()
+
+    # The audit job alone on a copy of the finished point gives the stage's answer.
+    point_copy = tmp_path / "point"
+    shutil.copytree(workdir, point_copy)
+    config = sweeps.load_config_module(str(REPO / "configs" / "audit.py")).get_config(f"point={point_copy}")
+    alone = main.run_job(config, str(tmp_path / "audit_alone"))
+    assert alone["memorisation"] == memo
+    assert len(fileio.read_json(point_copy / "synthetic" / "data_card.json")["audits"]) == 2
+
+
 def _mtimes(directory):
     return {p: p.stat().st_mtime_ns for p in pathlib.Path(directory).rglob("*") if p.is_file()}
 
@@ -132,7 +159,7 @@ def test_a_gan_preempted_mid_training_resumes_to_the_uninterrupted_results(finis
     shutil.copytree(source, workdir)
     for name in (RESULT_FILE, REPORT_FILE):
         os.remove(workdir / name)
-    for stage in ("gan", "synthetic", "synthetic_classifier", "figures"):
+    for stage in ("gan", "synthetic", "synthetic_classifier", "audit", "figures"):
         shutil.rmtree(workdir / stage)
     train_loop = loop.train_loop
 

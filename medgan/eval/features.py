@@ -114,6 +114,22 @@ def _encode_ids(ids: Sequence[bytes], length: int) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _every_view(features_fn: Callable, names: tuple[str, ...], margin: int) -> Callable:
+    """jitted images [B, H, W, C] -> [V, B, D]: the views as one batch through one forward pass.
+
+    One per (extractor, views, margin), so image sets that share them share
+    the compiled program.
+    """
+
+    @jax.jit
+    def every_view(images):
+        views = jnp.concatenate([apply_view(images, n, margin) for n in names])
+        return features_fn(views).reshape(len(names), images.shape[0], -1)
+
+    return every_view
+
+
 def extract_features(
     dataset_dir: str,
     ids: Sequence[str],
@@ -137,7 +153,8 @@ def extract_features(
     length = max(len(i.encode()) for i in ids)
     names = tuple(names or view_names(shifts))
     margin = max(shifts, default=0)
-    every_view = jax.jit(lambda images: jnp.stack([features_fn(apply_view(images, n, margin)) for n in names]))
+    every_view = _every_view(features_fn, names, margin)
+
     parts = []
     for batch in pipeline.numpy_batches(dataset):
         views = multihost_utils.process_allgather(every_view(pipeline.to_global(batch, mesh)["image"]), tiled=True)

@@ -22,6 +22,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from medgan import sharding
@@ -59,6 +60,41 @@ def _prepare(x: np.ndarray, metric: str, what: str) -> tuple[np.ndarray, np.ndar
         x = (x / norms[:, None]).astype(np.float32)
         norms = np.ones_like(norms)
     return x, (norms**2).astype(np.float32)
+
+
+def _to_host(x: jax.Array) -> np.ndarray:
+    """The whole of a (possibly multi-process) global array on this host."""
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _padded(x: np.ndarray, length: int) -> np.ndarray:
+    """x [N, ...] with zero rows appended up to `length` rows."""
+    out = np.zeros((length, *x.shape[1:]), x.dtype)
+    out[: len(x)] = x
+    return out
+
+
+def _query_blocks(arrays: tuple[np.ndarray, ...], mesh: Mesh, query_block: int) -> tuple[int, list[tuple]]:
+    """(rows per block, blocks): each array [Q, ...] padded and cut into blocks split over the mesh's devices.
+
+    The block is rounded up to a multiple of the device count; the last one
+    is padded with zero rows, which the caller masks (`valid`) or drops.
+    """
+    devices = mesh.devices.size
+    query_block = -(-min(query_block, len(arrays[0])) // devices) * devices
+    size = -(-len(arrays[0]) // query_block) * query_block
+    rows = sharding.batch_sharding(mesh)
+    padded = [_padded(x, size) for x in arrays]
+    return query_block, [tuple(sharding.global_from_host(x[i : i + query_block], rows) for x in padded)
+                         for i in range(0, size, query_block)]
+
+
+def _tiles(arrays: tuple[np.ndarray, ...], mesh: Mesh, tile: int):
+    """(start, valid rows, the tile of each array on every device), tile by tile; the last tile zero-padded."""
+    whole = sharding.replicated(mesh)
+    for start in range(0, len(arrays[0]), tile):
+        valid = min(tile, len(arrays[0]) - start)
+        yield start, valid, [sharding.global_from_host(_padded(x[start : start + valid], tile), whole) for x in arrays]
 
 
 @functools.partial(jax.jit, static_argnames=("k", "metric"), donate_argnums=(0, 1))
@@ -104,14 +140,8 @@ def nearest_neighbours(
     if not 1 <= k <= len(references):
         raise ValueError(f"k = {k}: need 1 <= k <= {len(references)} (the number of references)")
     mesh = mesh or sharding.make_mesh()
-    devices = mesh.devices.size
-    query_block = -(-min(query_block, len(queries)) // devices) * devices
-    reference_tile = min(reference_tile, len(references))
-    rows, whole = sharding.batch_sharding(mesh), sharding.replicated(mesh)
-
-    padded = np.zeros((-(-len(queries) // query_block) * query_block, queries.shape[1]), np.float32)
-    padded[: len(queries)] = queries
-    blocks = [sharding.global_from_host(padded[i : i + query_block], rows) for i in range(0, len(padded), query_block)]
+    query_block, blocks = _query_blocks((queries,), mesh, query_block)
+    rows = sharding.batch_sharding(mesh)
     best = [
         (
             sharding.global_from_host(np.full((query_block, k), -np.inf, np.float32), rows),
@@ -119,21 +149,12 @@ def nearest_neighbours(
         )
         for _ in blocks
     ]
-    for start in range(0, len(references), reference_tile):
-        valid = min(reference_tile, len(references) - start)
-        tile = np.zeros((reference_tile, references.shape[1]), np.float32)
-        tile[:valid] = references[start : start + valid]
-        sqnorm = np.zeros(reference_tile, np.float32)
-        sqnorm[:valid] = reference_sqnorm[start : start + valid]
-        tile_on_devices = sharding.global_from_host(tile, whole)
-        sqnorm_on_devices = sharding.global_from_host(sqnorm, whole)
-        best = [
-            _merge_tile(*state, block, tile_on_devices, sqnorm_on_devices, np.int32(start), np.int32(valid),
-                        k=k, metric=metric)
-            for state, block in zip(best, blocks)
-        ]
-    score = np.concatenate([np.asarray(jax.device_get(s)) for s, _ in best])[: len(queries)].astype(np.float64)
-    index = np.concatenate([np.asarray(jax.device_get(i)) for _, i in best])[: len(queries)].astype(np.int64)
+    for start, valid, (tile, sqnorm) in _tiles((references, reference_sqnorm), mesh,
+                                               min(reference_tile, len(references))):
+        best = [_merge_tile(*state, block, tile, sqnorm, np.int32(start), np.int32(valid), k=k, metric=metric)
+                for state, (block,) in zip(best, blocks)]
+    score = np.concatenate([_to_host(s) for s, _ in best])[: len(queries)].astype(np.float64)
+    index = np.concatenate([_to_host(i) for _, i in best])[: len(queries)].astype(np.int64)
     if metric == "cosine":
         distance = 1.0 - score
     else:
@@ -195,30 +216,16 @@ def count_within(
     if radii.shape != centre_sqnorm.shape:
         raise ValueError(f"radii {radii.shape} do not match the {len(centres)} centres")
     mesh = mesh or sharding.make_mesh()
-    devices = mesh.devices.size
-    query_block = -(-min(query_block, len(queries)) // devices) * devices
-    centre_tile = min(centre_tile, len(centres))
-    rows, whole = sharding.batch_sharding(mesh), sharding.replicated(mesh)
-    size = -(-len(queries) // query_block) * query_block
-
-    def padded(x, length):
-        out = np.zeros((length, *x.shape[1:]), np.float32)
-        out[: len(x)] = x
-        return out
-
-    query_arrays = (padded(queries, size), padded(query_sqnorm, size), np.arange(size) < len(queries))
-    blocks = [tuple(sharding.global_from_host(x[i : i + query_block], rows) for x in query_arrays)
-              for i in range(0, size, query_block)]
-    counts = [sharding.global_from_host(np.zeros(query_block, np.int32), rows) for _ in blocks]
+    valid_rows = np.ones(len(queries), bool)  # padding rows become False
+    query_block, blocks = _query_blocks((queries, query_sqnorm, valid_rows), mesh, query_block)
+    counts = [sharding.global_from_host(np.zeros(query_block, np.int32), sharding.batch_sharding(mesh))
+              for _ in blocks]
     covered = np.zeros(len(centres), bool)
-    for start in range(0, len(centres), centre_tile):
-        valid = min(centre_tile, len(centres) - start)
-        tile = [sharding.global_from_host(padded(x[start : start + valid], centre_tile), whole)
-                for x in (centres, centre_sqnorm, radii)]
+    for start, valid, tile in _tiles((centres, centre_sqnorm, radii), mesh, min(centre_tile, len(centres))):
         hits = []
         for i, block in enumerate(blocks):
             counts[i], hit = _count_tile(counts[i], *block, *tile, np.int32(valid))
             hits.append(hit)
-        covered[start : start + valid] = np.any(np.stack(jax.device_get(hits)), axis=0)[:valid]
-    inside = np.concatenate([np.asarray(jax.device_get(c)) for c in counts])[: len(queries)]
+        covered[start : start + valid] = np.any(np.stack([_to_host(h) for h in hits]), axis=0)[:valid]
+    inside = np.concatenate([_to_host(c) for c in counts])[: len(queries)]
     return inside.astype(np.int64), covered

@@ -57,6 +57,10 @@ def calibrate_threshold(test_nearest: np.ndarray, false_flag_rate: float) -> flo
     return float(test_nearest[math.ceil(false_flag_rate * len(test_nearest)) - 1])
 
 
+class TooFewImages(ValueError):
+    """No k-means cell holds enough synthetic and test images for the data-copying test."""
+
+
 @dataclasses.dataclass(frozen=True)
 class DataCopyingTest:
     """Meehan et al. 2020's C_T and its one-sided p-value.
@@ -118,7 +122,7 @@ def data_copying_test(
             z.append(mann_whitney_z(synthetic_d, test_d))
             weight.append(len(test_d) / len(test_nearest))
     if not z:
-        raise ValueError(
+        raise TooFewImages(
             f"no k-means cell holds {min_per_cell} synthetic and {min_per_cell} test images "
             f"({len(synthetic_nearest)} synthetic, {len(test_nearest)} test, {cells} cells): use fewer cells"
         )
@@ -142,11 +146,13 @@ class MemorisationAudit:
     synthetic: Neighbours
     test: Neighbours
     flagged: np.ndarray
-    copying: DataCopyingTest
+    copying: DataCopyingTest | None  # None: too few images per k-means cell (`copying_note` says why)
+    copying_note: str = ""
 
     def summary(self) -> dict:
         """The numbers a data card and a report quote (JSON-ready)."""
         expected = self.false_flag_rate * len(self.synthetic.indices)
+        copying = self.copying
         return {
             "synthetic_images": len(self.synthetic.indices),
             "test_images": len(self.test.indices),
@@ -158,9 +164,10 @@ class MemorisationAudit:
                                                           self.false_flag_rate)),
             "median_nearest_synthetic": float(np.median(self.synthetic.nearest)),
             "median_nearest_test": float(np.median(self.test.nearest)),
-            "data_copying_statistic": self.copying.statistic,
-            "data_copying_p_value": self.copying.p_value,
-            "data_copying_cells_used": self.copying.cells_used,
+            "data_copying_statistic": None if copying is None else copying.statistic,
+            "data_copying_p_value": None if copying is None else copying.p_value,
+            "data_copying_cells_used": None if copying is None else copying.cells_used,
+            "data_copying_note": self.copying_note,
         }
 
 
@@ -181,16 +188,23 @@ def memorisation_audit(
     train_features [N_train, D]; test_views and synthetic_views: the features
     of each image as seen in every view (the image, its mirror), V arrays
     [N, D] each, the first the image itself (it places the image in a
-    k-means cell).
+    k-means cell). The data-copying test takes at most one cell per
+    2 * min_per_cell test images; with fewer test images than that it is
+    left out and `copying_note` says so.
     """
     synthetic = nearest_over_views(synthetic_views, train_features, k, mesh=mesh)
     test = nearest_over_views(test_views, train_features, k, mesh=mesh)
     threshold = calibrate_threshold(test.nearest, false_flag_rate)
     below = np.flatnonzero(synthetic.nearest < threshold)
     flagged = below[np.argsort(synthetic.nearest[below], kind="stable")]
-    copying = data_copying_test(train_features, test_views[0], synthetic_views[0], test.nearest, synthetic.nearest,
-                                cells=cells, min_per_cell=min_per_cell, seed=seed)
-    return MemorisationAudit(false_flag_rate, threshold, synthetic, test, flagged, copying)
+    copying, note = None, ""
+    cells = max(1, min(cells, len(test.nearest) // (2 * min_per_cell)))
+    try:
+        copying = data_copying_test(train_features, test_views[0], synthetic_views[0], test.nearest,
+                                    synthetic.nearest, cells=cells, min_per_cell=min_per_cell, seed=seed)
+    except TooFewImages as error:
+        note = f"data-copying test left out: {error}"
+    return MemorisationAudit(false_flag_rate, threshold, synthetic, test, flagged, copying, note)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:

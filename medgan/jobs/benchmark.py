@@ -18,6 +18,7 @@ where it stopped, and a finished one only rewrites nothing:
     <workdir>/gan/                   train_gan (+ samples/, generator/)
     <workdir>/synthetic/             synthesize (dataset/, DATA_CARD.md, preview.png)
     <workdir>/synthetic_classifier/  train_classifier on the synthetic cohort
+    <workdir>/audit/                 audit (memorisation, fidelity, embedding; audit.md)
     <workdir>/figures/               real_vs_synthetic.png, roc.png
     <workdir>/report.md              the table and the pictures, for people
     <workdir>/results.json           written last: its presence means "done"
@@ -37,21 +38,22 @@ from jax.experimental import multihost_utils
 
 from medgan import configuration, console, fileio, report_format as fmt
 from medgan.data import cohorts
-from medgan.jobs import common, synthesize, train_classifier, train_gan
+from medgan.jobs import audit, common, synthesize, train_classifier, train_gan
 from medgan.study import point, point_report
 from medgan.study.point import STAGE_DIRS, STAGES
 from medgan.workdir import MANIFEST_FILE, PREEMPTED, REPORT_FILE, RESULT_FILE, STAGE_TIMES_FILE
 
 STAGE_TITLES = {
-    "prepare": "1/6 prepare the cohort and draw the fold",
-    "real_classifier": "2/6 classifier on the real training split",
-    "gan": "3/6 GAN on the real training split",
-    "synthesize": "4/6 synthetic cohort",
-    "synthetic_classifier": "5/6 classifier on the synthetic cohort",
-    "evaluate": "6/6 both classifiers on the real test split",
+    "prepare": "1/7 prepare the cohort and draw the fold",
+    "real_classifier": "2/7 classifier on the real training split",
+    "gan": "3/7 GAN on the real training split",
+    "synthesize": "4/7 synthetic cohort",
+    "synthetic_classifier": "5/7 classifier on the synthetic cohort",
+    "audit": "6/7 audit of the synthetic cohort (memorisation, fidelity, embedding)",
+    "evaluate": "7/7 both classifiers on the real test split",
 }
 JOBS = {"real_classifier": train_classifier.run, "gan": train_gan.run, "synthesize": synthesize.run,
-        "synthetic_classifier": train_classifier.run}
+        "synthetic_classifier": train_classifier.run, "audit": audit.run}
 
 
 class StageClock:
@@ -121,7 +123,12 @@ def stage_configs(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
     syn = job("synthesize")
     syn.synthesize = copy.deepcopy(config.synthesize)
     syn.synthesize.generator = os.path.join(workdir, STAGE_DIRS["gan"])
-    configs = {"real_classifier": real, "gan": gan, "synthesize": syn, "synthetic_classifier": synthetic}
+    audit_config = job("audit")
+    audit_config.audit = copy.deepcopy(config.audit)
+    audit_config.audit.synthetic = os.path.join(workdir, STAGE_DIRS["synthesize"])
+    audit_config.audit.real_classifier = os.path.join(workdir, STAGE_DIRS["real_classifier"])
+    configs = {"real_classifier": real, "gan": gan, "synthesize": syn, "synthetic_classifier": synthetic,
+               "audit": audit_config}
     for stage in configs.values():
         configuration.validate(stage)
     return configs
@@ -181,6 +188,10 @@ def stage_note(name: str, outcome: dict) -> str:
     if name == "gan":
         return (f"{outcome['steps']} steps, FD {fmt.number(outcome['best_fd'], 2)} at step {outcome['selected_step']}, "
                 f"{outcome['train_images_per_second'] or 0:.0f} img/s")
+    if name == "audit":
+        memo, fidelity = outcome["memorisation"], outcome["fidelity"]["overall"]["synthetic"]
+        return (f"{memo['flagged']} of {memo['synthetic_images']} flagged as copies, precision "
+                f"{fmt.number(fidelity['precision'])}, recall {fmt.number(fidelity['recall'])}")
     return f"{outcome['counts']['total']} images"
 
 

@@ -8,9 +8,11 @@ combinations, which software, and which audits were run on it.
 from __future__ import annotations
 
 import datetime
+import os
 
-from medgan import provenance, report_format as fmt
+from medgan import fileio, provenance, report_format as fmt
 from medgan.data import folds
+from medgan.workdir import DATA_CARD_JSON, DATA_CARD_MD
 
 
 def card(dataset: str, fold: folds.Fold, counts: dict[str, list[int]], gan_result: dict, *, seed: int,
@@ -83,7 +85,7 @@ def markdown(card: dict) -> str:
         "",
         "## Audits",
         "",
-        ("\n".join(f"- {a}" for a in card["audits"]) if card["audits"]
+        ("\n".join(_audit_line(a) for a in card["audits"]) if card["audits"]
          else "None yet: run the memorisation audit before sharing this dataset outside your institution."),
         "",
         "## Software",
@@ -92,3 +94,51 @@ def markdown(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def audit_entry(result: dict, audit_dir: str) -> dict:
+    """What the card records of one audit run: when, where, its settings and its outcome (flagged ids included)."""
+    memo, overall = result["memorisation"], result["fidelity"]["overall"]["synthetic"]
+    return {
+        "audit": "memorisation, fidelity, embedding",
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "report": os.path.abspath(os.path.join(audit_dir, result["report"])),
+        "judge": result["real_classifier"],
+        "settings": {key: result["settings"][key] for key in ("false_flag_rate", "shifts", "neighbours",
+                                                               "copying_cells")},
+        "outcome": {
+            "flagged": memo["flagged"],
+            "flagged_ids": memo["flagged_ids"],
+            "flagged_expected_if_honest": memo["flagged_expected_if_honest"],
+            "data_copying_statistic": memo["data_copying_statistic"],
+            "data_copying_p_value": memo["data_copying_p_value"],
+            **{key: overall[key] for key in ("fd", "kid", "precision", "recall", "density", "coverage")},
+        },
+    }
+
+
+def _audit_line(entry: dict) -> str:
+    outcome, settings = entry["outcome"], entry["settings"]
+    flagged = ", ".join(f"`{i}`" for i in outcome["flagged_ids"][:20]) + (
+        f" and {len(outcome['flagged_ids']) - 20} more" if len(outcome["flagged_ids"]) > 20 else "")
+    return (f"- {entry['date_utc']}, {entry['audit']} ([report]({entry['report']})): **{outcome['flagged']}** "
+            f"synthetic images flagged as possible copies of training images at a "
+            f"{settings['false_flag_rate']:.1%} false-flag rate (about {outcome['flagged_expected_if_honest']:.1f} "
+            f"expected of an honest cohort){': ' + flagged if flagged else ''}; "
+            + (f"data-copying test C_T = {outcome['data_copying_statistic']:.2f} "
+               f"({fmt.p_clause(outcome['data_copying_p_value'])}); "
+               if outcome["data_copying_statistic"] is not None else "no data-copying test (too few images); ")
+            + f"FD {outcome['fd']:.2f}, KID {outcome['kid']:.4f}, precision {outcome['precision']:.3f}, "
+            f"recall {outcome['recall']:.3f}")
+
+
+def add_audit(synthetic_dir: str, entry: dict) -> None:
+    """Appends an audit to a synthetic cohort's data_card.json and rewrites DATA_CARD.md from it."""
+    path = os.path.join(synthetic_dir, DATA_CARD_JSON)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist: not a finished synthesize run")
+    card = fileio.read_json(path)
+    card["audits"] = [a for a in card["audits"] if a.get("report") != entry["report"]] + [entry]
+    with fileio.atomic_path(os.path.join(synthetic_dir, DATA_CARD_MD)) as tmp, open(tmp, "w") as f:
+        f.write(markdown(card))
+    fileio.write_json(path, card)

@@ -256,7 +256,8 @@ QUICK_GAN_STEPS = 600
 
 def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
     """Shrinks a point to run on a CPU: "demo" (a CPU sweep point, ~15 minutes), "quick" (`make demo`,
-    under 10 minutes) or "tiny" (seconds, for tests).
+    under 10 minutes) or "tiny" (seconds, for tests). The audit searches windows moved by 1 px at size
+    "demo", none at "quick" (the image and its mirror), 1 and 2 px at "tiny" (so the tests run every view).
 
     "tiny" also renders at most 1,200 phantom patients: enough for 2
     combinations x 100 training images among the half of the patients that
@@ -300,6 +301,11 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
             clf.num_steps = 200
             gan.num_steps, gan.steps_per_phase = QUICK_GAN_STEPS, 100
             gan.fid_every = gan.sample_every = gan.checkpoint_every = 200
+        # At 32 px a 1 px move is 3% of the image: 10 search views instead of 18 ("quick": the image and
+        # its mirror only, 2 views, to keep `make demo` within 10 minutes); a smaller t-SNE map.
+        config.audit.shifts = "" if size == "quick" else "1"
+        config.audit.embedding_points = 500
+        config.audit.kid_subsets = 50
     else:
         config.data.phantom_patients = min(config.data.phantom_patients, 1200)
         clf.global_batch_size = 8
@@ -313,6 +319,8 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         gan.fid_samples, gan.samples_per_combination = 16, 2
         gan.fid_patience = 0
         config.synthesize.global_batch_size = 16
+        config.audit.global_batch_size = 16
+        config.audit.kid_subsets, config.audit.embedding_points = 10, 50
         config.benchmark.report_samples = 2
     return config
 

@@ -19,10 +19,10 @@ from medgan.data import folds
 from medgan.eval import auc
 from medgan.workdir import MANIFEST_FILE, REPORT_FILE, SCORES_FILE
 
-STAGES = ("prepare", "real_classifier", "gan", "synthesize", "synthetic_classifier", "evaluate")
+STAGES = ("prepare", "real_classifier", "gan", "synthesize", "synthetic_classifier", "audit", "evaluate")
 # The directory of each stage that is a job of its own, under the point's work directory.
 STAGE_DIRS = {"real_classifier": "real_classifier", "gan": "gan", "synthesize": "synthetic",
-              "synthetic_classifier": "synthetic_classifier"}
+              "synthetic_classifier": "synthetic_classifier", "audit": "audit"}
 
 
 def evaluate(workdir: str, level: float) -> dict:
@@ -79,6 +79,12 @@ def relative_auc(evaluation: dict) -> dict:
     return {"mean": synthetic["mean_auc"] / r, "ci_low": low, "ci_high": high, "per_class": per_class}
 
 
+def audit_summary(audit: dict) -> dict:
+    """The audit's numbers and pictures for the point's results.json and report (without its pixel checks)."""
+    kept = {key: audit[key] for key in ("memorisation", "fidelity", "embedding", "figures", "views", "train_images")}
+    return {**kept, "report": f"{STAGE_DIRS['audit']}/{audit['report']}"}
+
+
 def results(config, workdir, prepared, fold: folds.Fold, outcomes, evaluation, figures, seconds) -> dict:
     """The point's results.json: the answer (real, synthetic, relative_auc, delong) and how it was reached."""
     gan, card = outcomes["gan"], outcomes["synthesize"]
@@ -101,6 +107,7 @@ def results(config, workdir, prepared, fold: folds.Fold, outcomes, evaluation, f
         "gan": {key: gan[key] for key in ("model", "steps", "stopped", "selected_step", "best_fd", "ada_p",
                                           "generator_sha256", "train_images_per_second", "samples")},
         "synthetic_images": card["counts"]["total"],
+        "audit": audit_summary(outcomes["audit"]),
         "fold": {
             "manifest": MANIFEST_FILE,
             "sizes": {split: len(ids) for split, ids in fold.ids.items()},

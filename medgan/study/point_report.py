@@ -7,17 +7,11 @@ import os
 import numpy as np
 
 from medgan import report_format as fmt, visualize
-from medgan.data import builders, folds, pipeline
+from medgan.data import builders, folds
+from medgan.study import audit as audit_report
 from medgan.study.point import STAGE_DIRS, STAGES
 from medgan.study.study_gans import model_label
 from medgan.workdir import DATA_CARD_MD, DATASET_DIR, FIGURES_DIR, MANIFEST_FILE, PREVIEW, RESULT_FILE
-
-
-def _images_by_id(dataset_dir: str, ids) -> dict[str, np.ndarray]:
-    """{image id: uint8 image [R, R, C]} of `ids`, read on this process."""
-    batch = next(pipeline.numpy_batches(pipeline.eval_dataset(dataset_dir, ids, batch_size=len(ids), cache=False)))
-    keep = batch["mask"]
-    return dict(zip((i.decode() for i in batch["image_id"][keep]), visualize.to_uint8(batch["image"][keep])))
 
 
 def write_figures(workdir, fold: folds.Fold, prepared, evaluation: dict, per_combination: int) -> dict:
@@ -33,8 +27,8 @@ def write_figures(workdir, fold: folds.Fold, prepared, evaluation: dict, per_com
 
     real_ids = first_ids(prepared.dataset_dir, fold.ids["train"])
     synthetic_ids = first_ids(synthetic_data, synthetic_fold.ids["train"])
-    real = _images_by_id(prepared.dataset_dir, [i for ids in real_ids.values() for i in ids])
-    synthetic = _images_by_id(synthetic_data, [i for ids in synthetic_ids.values() for i in ids])
+    real = visualize.images_by_id(prepared.dataset_dir, [i for ids in real_ids.values() for i in ids])
+    synthetic = visualize.images_by_id(synthetic_data, [i for ids in synthetic_ids.values() for i in ids])
     blank = np.zeros_like(next(iter(real.values())))
     images, captions = [], []
     for combination in fold.combinations:
@@ -55,7 +49,7 @@ def write_figures(workdir, fold: folds.Fold, prepared, evaluation: dict, per_com
 
 def report_markdown(result: dict) -> str:
     """report.md: the answer first, then per class, the pictures, the GAN, the fold, the stages."""
-    sections = (_answer, _per_class, _pictures, _gan, _fold, _stages)
+    sections = (_answer, _per_class, _pictures, _audit, _gan, _fold, _stages)
     return "\n".join(line for section in sections for line in section(result))
 
 
@@ -126,6 +120,11 @@ def _pictures(result: dict) -> list[str]:
     ]
 
 
+def _audit(result: dict) -> list[str]:
+    """The audit's section (as its own audit.md, figure links relative to the point)."""
+    return ["", *audit_report.markdown(result["audit"], prefix=f"{STAGE_DIRS['audit']}/")]
+
+
 def _gan(result: dict) -> list[str]:
     point, gan = result["point"], result["gan"]
     return [
@@ -165,7 +164,7 @@ def print_summary(result: dict, workdir: str) -> None:
     mean = result["delong"]["mean"]
     if mean is not None and mean["p_value"] is not None:
         print(f"  DeLong paired test: difference {mean['difference']:.3f}, {fmt.p_clause(mean['p_value'])}")
-    paths = {"report": result["report"], **result["figures"],
+    paths = {"report": result["report"], "audit": result["audit"]["report"], **result["figures"],
              "GAN samples": os.path.join(STAGE_DIRS["gan"], result["gan"]["samples"]), "results": RESULT_FILE}
     width = max(len(name) for name in paths) + 1
     for name, path in paths.items():

@@ -1,0 +1,139 @@
+"""Job "audit": a synthetic cohort audited against the real fold it was trained on.
+
+    python -m medgan.main --config=configs/audit.py --config.audit.synthetic=DIR \
+        --config.audit.real_classifier=DIR --workdir=work/audit
+
+Needs the real fold (data, fold: the manifest the synthetic cohort was drawn
+for) and the judge trained on it. Writes, in the work directory:
+
+  features_*.npz      the judge's features of each image set, cached
+  figures/            memorisation_distances.png, nearest_flagged.png,
+                      nearest_closest.png, embedding.png
+  audit.md            the numbers and the pictures, for people
+  results.json        written last: its presence means "done"
+
+and adds the audit to the synthetic cohort's DATA_CARD.md and data_card.json.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import ml_collections
+from absl import logging
+from jax.experimental import multihost_utils
+
+from medgan import console, fileio
+from medgan.data import cohorts
+from medgan.eval import features, privacy
+from medgan.eval.features import load_feature_extractor
+from medgan.jobs import common
+from medgan.study import audit as audit_lib, data_card
+from medgan.workdir import AUDIT_REPORT_FILE, DATA_CARD_MD, DATASET_DIR, FIGURES_DIR, RESULT_FILE
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    previous, mesh = common.begin(
+        config, workdir, lambda r: f"audit already done ({r['memorisation']['flagged']} synthetic images flagged)")
+    if previous is not None:
+        return previous
+    cfg = config.audit
+    prepared = cohorts.prepare_cohort(config.data, workdir)
+    fold = cohorts.fold_of(config.fold, workdir, prepared)
+    synthetic = cohorts.training_data(cfg.synthetic, prepared, fold)
+    features_fn, _ = load_feature_extractor(cfg.real_classifier, mesh)
+    shifts = audit_lib.shifts_of(cfg.shifts)
+    os.makedirs(workdir, exist_ok=True)
+
+    def feature_set(name: str, dataset_dir: str, ids, search: bool, names=None) -> features.FeatureSet:
+        chosen_shifts = shifts if search else ()
+        views = tuple(names or features.view_names(chosen_shifts))
+        margin = f"margin {max(chosen_shifts, default=0)}"
+        key = audit_lib.fingerprint(cfg.real_classifier, dataset_dir, ids, (*views, margin))
+        return features.cached_features(
+            os.path.join(workdir, f"features_{name}.npz"), key,
+            lambda: features.extract_features(dataset_dir, ids, features_fn, mesh, shifts=chosen_shifts, names=views,
+                                              global_batch_size=cfg.global_batch_size))
+
+    synthetic_ids = list(synthetic.train_ids) + list(synthetic.val_ids)
+    wanted = (  # name, images, views (None: every view of the shifts), and the full image's set it also gives
+        ("train_search", prepared.dataset_dir, fold.ids["train"], ("as is",), "train"),
+        ("test_search", prepared.dataset_dir, fold.ids["test"], None, "test"),
+        ("synthetic_search", synthetic.dataset_dir, synthetic_ids, None, "synthetic"),
+    )
+    sets = {}
+    with console.Progress(2 * len(wanted), "audit: the judge's features", unit="image sets") as progress:
+        for done, (name, dataset_dir, ids, names, full) in enumerate(wanted):
+            sets[name] = feature_set(name, dataset_dir, ids, True, names)
+            progress.update(2 * done + 1)
+            if shifts:  # the search saw windows inside a margin: fidelity and the map take whole images
+                sets[full] = feature_set(full, dataset_dir, ids, False, ("as is",))
+            else:  # without moved windows the search's first view is the whole image
+                found = sets[name]
+                sets[full] = features.FeatureSet(found.image_ids, found.labels, found.views[:1], found.names[:1])
+            progress.update(2 * done + 2)
+
+    # With N real test images no rate below 1/N can be calibrated: the audit then flags what lies nearer than all.
+    rate = max(cfg.false_flag_rate, 1 / len(fold.ids["test"]))
+    if rate > cfg.false_flag_rate:
+        logging.warning("audit: %d real test images calibrate a false-flag rate of %.4f at best, not %.4f",
+                        len(fold.ids["test"]), rate, cfg.false_flag_rate)
+    logging.info("audit: features of %s", {name: len(f.image_ids) for name, f in sets.items()})
+    audit = privacy.memorisation_audit(
+        sets["train_search"].features, list(sets["test_search"].views), list(sets["synthetic_search"].views),
+        k=cfg.neighbours, false_flag_rate=rate, cells=cfg.copying_cells, seed=config.seed, mesh=mesh)
+    logging.info("audit: memorisation search done, %d flagged", len(audit.flagged))
+    # On every process: the k-NN balls are searched over all devices, a collective every process joins.
+    fidelity = audit_lib.fidelity_report(sets["train"], sets["test"], sets["synthetic"], fold, cfg)
+    result_path = os.path.join(workdir, RESULT_FILE)
+    if jax.process_index() == 0:
+        result = _report(config, workdir, fold, sets, audit, fidelity, prepared.dataset_dir)
+        data_card.add_audit(cfg.synthetic, data_card.audit_entry(result, workdir))
+        fileio.write_json(result_path, result)  # last: its presence marks the audit finished
+        if not console.in_stage():
+            memo, fidelity = result["memorisation"], result["fidelity"]["overall"]["synthetic"]
+            console.summary({
+                "flagged as copies": f"{memo['flagged']} of {memo['synthetic_images']} "
+                                     f"(about {memo['flagged_expected_if_honest']:.1f} if honest)",
+                "precision, recall": f"{fidelity['precision']:.3f}, {fidelity['recall']:.3f}",
+                "FD, KID": f"{fidelity['fd']:.2f}, {fidelity['kid']:.4f}",
+                "report": os.path.join(workdir, AUDIT_REPORT_FILE),
+                "data card": os.path.join(cfg.synthetic, DATA_CARD_MD),
+            }, title="audit of the synthetic cohort:")
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("audit: results written")
+    return fileio.read_json(result_path)
+
+
+def _report(config, workdir, fold, sets, audit: privacy.MemorisationAudit, fidelity: dict, train_dir: str) -> dict:
+    """Figures and the t-SNE map (host work only: no collective); audit.md; the result (process 0 only)."""
+    cfg = config.audit
+    logging.info("audit: figures and the t-SNE map")
+    figures_dir = os.path.join(workdir, FIGURES_DIR)
+    os.makedirs(figures_dir, exist_ok=True)
+    pictures = audit_lib.memorisation_figures(
+        audit, sets["train_search"], sets["synthetic_search"], train_dir,
+        os.path.join(cfg.synthetic, DATASET_DIR), figures_dir, cfg.strips)
+    embedding_path = os.path.join(figures_dir, "embedding.png")
+    result = {
+        "synthetic": os.path.abspath(cfg.synthetic),
+        "real_classifier": os.path.abspath(cfg.real_classifier),
+        "settings": cfg.to_dict(),
+        "views": list(sets["synthetic_search"].names),
+        "train_images": len(fold.ids["train"]),
+        "memorisation": {
+            **audit.summary(),
+            "flagged_ids": [str(sets["synthetic_search"].image_ids[i]) for i in audit.flagged],
+        },
+        "pixel_checks": pictures["pixel_checks"],
+        "fidelity": fidelity,
+        "embedding": audit_lib.embedding_figure(sets["train"], sets["synthetic"], fold, embedding_path,
+                                                cfg.embedding_points, config.seed),
+        "figures": {name: os.path.relpath(path, workdir)
+                    for name, path in {**pictures["figures"], "embedding": embedding_path}.items()},
+        "report": AUDIT_REPORT_FILE,
+    }
+    with fileio.atomic_path(os.path.join(workdir, AUDIT_REPORT_FILE)) as tmp, open(tmp, "w") as f:
+        f.write("\n".join(audit_lib.markdown(result)) + "\n")
+    return result
