@@ -211,6 +211,10 @@ def audit_config() -> ml_collections.ConfigDict:
             "kid_subset_size": 1000,
             "manifold_k": 3,  # k of the precision / recall and density / coverage balls
             "embedding_points": 1000,  # at most this many real and this many synthetic points on the t-SNE map
+            # Occlusion maps of the real- and the synthetic-trained classifier ("" = none; a benchmark sets it).
+            "synthetic_classifier": "",
+            "occlusion_images": 48,  # real test images, spread over the label combinations
+            "occlusion_patch": 0,  # px of the grey patch; 0 = an eighth of the resolution
             "global_batch_size": 64,
         }
     )
@@ -428,6 +432,8 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("audit.manifold_k", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("audit.embedding_points", lambda v: isinstance(v, int) and v >= 5, "an integer >= 5"),
     ("audit.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("audit.occlusion_images", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("audit.occlusion_patch", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     ("benchmark.level", lambda v: 0 < v < 1, "a number in (0, 1)"),
     ("benchmark.report_samples", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("distributed", lambda v: v in ("auto", "force", "off"), "one of ('auto', 'force', 'off')"),

@@ -110,6 +110,12 @@ def test_the_audit_stage_reports_and_the_data_card_lists_it(finished, tmp_path):
     assert memo["data_copying_cells_used"] == 1 and memo["data_copying_statistic"] > 2
     assert len(audit["views"]) == 18 and len(memo["flagged_ids"]) == memo["flagged"]
     assert set(audit["fidelity"]["overall"]) == {"synthetic", "real_test"}
+    occlusion = audit["occlusion"]  # both judges' maps on 4 real test images, a phantom finding's region known
+    assert occlusion["images"] == 4 and occlusion["classes"] and "occlusion" in audit["figures"]
+    for row in occlusion["classes"]:
+        assert row["correlation"] is None or -1 <= row["correlation"] <= 1
+        for key in ("share_inside_real", "share_inside_synthetic"):
+            assert row.get(key) is None or 0 <= row[key] <= 1
     for path in audit["figures"].values():
         assert (workdir / "audit" / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     card = fileio.read_json(workdir / "synthetic" / "data_card.json")

@@ -26,21 +26,33 @@ from medgan.train import checkpoints
 from medgan.workdir import RESULT_FILE
 
 
+def _load_classifier(classifier_dir: str, mesh: Mesh):
+    """(model, variables replicated on `mesh`) of the network a finished train_classifier run selected."""
+    result_path = os.path.join(classifier_dir, RESULT_FILE)
+    if not os.path.exists(result_path):
+        raise FileNotFoundError(f"{result_path} does not exist: train the classifier first")
+    result = fileio.read_json(result_path)
+    model = classifiers.classifier_from(result["model_config"])
+    shape = (1, *result["input_shape"])
+    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
+    return model, checkpoints.load_params(os.path.join(classifier_dir, result["params"]), abstract, mesh)
+
+
 def load_feature_extractor(classifier_dir: str, mesh: Mesh) -> tuple[Callable, int]:
     """(features(images [B, R, R, C]) -> [B, D] jitted, D) of the network a finished run selected.
 
     The weights are replicated on `mesh`.
     """
-    result_path = os.path.join(classifier_dir, RESULT_FILE)
-    if not os.path.exists(result_path):
-        raise FileNotFoundError(f"{result_path} does not exist: train the classifier on the real fold first")
-    result = fileio.read_json(result_path)
-    model = classifiers.classifier_from(result["model_config"])
-    shape = (1, *result["input_shape"])
-    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
-    variables = checkpoints.load_params(os.path.join(classifier_dir, result["params"]), abstract, mesh)
+    model, variables = _load_classifier(classifier_dir, mesh)
     features = jax.jit(lambda variables, images: model.apply(variables, images, method=model.features))
     return functools.partial(features, variables), model.feature_dim
+
+
+def load_logits(classifier_dir: str, mesh: Mesh) -> Callable:
+    """logits(images [B, R, R, C]) -> [B, K], jitted, inference mode, of the network a finished run selected."""
+    model, variables = _load_classifier(classifier_dir, mesh)
+    logits = jax.jit(lambda variables, images: model.apply(variables, images, train=False))
+    return functools.partial(logits, variables)
 
 
 def view_names(shifts: Sequence[int] = ()) -> tuple[str, ...]:

@@ -21,13 +21,15 @@ import os
 
 import jax
 import ml_collections
+import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from medgan import console, fileio
-from medgan.data import cohorts
+from medgan import console, fileio, visualize
+from medgan.data import builders, cohorts, phantoms
+from medgan.data.sources import PHANTOM_SOURCES
 from medgan.eval import features, privacy
-from medgan.eval.features import load_feature_extractor
+from medgan.eval.features import load_feature_extractor, load_logits
 from medgan.jobs import common
 from medgan.study import audit as audit_lib, data_card
 from medgan.workdir import AUDIT_REPORT_FILE, DATA_CARD_MD, DATASET_DIR, FIGURES_DIR, RESULT_FILE
@@ -86,9 +88,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     logging.info("audit: memorisation search done, %d flagged", len(audit.flagged))
     # On every process: the k-NN balls are searched over all devices, a collective every process joins.
     fidelity = audit_lib.fidelity_report(sets["train"], sets["test"], sets["synthetic"], fold, cfg)
+    occlusion = _occlusion(config, workdir, prepared, fold, mesh) if cfg.synthetic_classifier else None
     result_path = os.path.join(workdir, RESULT_FILE)
     if jax.process_index() == 0:
-        result = _report(config, workdir, fold, sets, audit, fidelity, prepared.dataset_dir)
+        result = _report(config, workdir, fold, sets, audit, fidelity, prepared.dataset_dir, occlusion)
         data_card.add_audit(cfg.synthetic, data_card.audit_entry(result, workdir))
         fileio.write_json(result_path, result)  # last: its presence marks the audit finished
         if not console.in_stage():
@@ -106,7 +109,40 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return fileio.read_json(result_path)
 
 
-def _report(config, workdir, fold, sets, audit: privacy.MemorisationAudit, fidelity: dict, train_dir: str) -> dict:
+OCCLUSION_FIGURE = "occlusion.png"
+
+
+def _occlusion(config, workdir, prepared, fold, mesh) -> dict:
+    """Occlusion maps of both classifiers on real test images spread over the label combinations (every process)."""
+    cfg = config.audit
+    index = {r.image_id: r for r in builders.read_index(prepared.dataset_dir)}
+    per_combination = -(-cfg.occlusion_images // len(fold.combinations))
+    ids = [i for c in fold.combinations
+           for i in sorted(i for i in fold.ids["test"] if tuple(index[i].labels) == tuple(c))[:per_combination]]
+    by_id = visualize.images_by_id(prepared.dataset_dir, ids)
+    images = np.stack([by_id[i] for i in ids]).astype(np.float32) / 127.5 - 1.0
+    labels = np.array([index[i].labels for i in ids], np.float32)
+    class_names = list(prepared.class_names)
+    resolution = images.shape[1]
+    regions = None
+    if config.data.source in PHANTOM_SOURCES:  # where each finding's rule draws, for the share inside it
+        source = cohorts.make_source(config.data)
+        records = {r.image_id: r for r in source.index()[0]}
+        regions = np.zeros((len(ids), len(class_names), resolution, resolution), bool)
+        for n, image_id in enumerate(ids):
+            seed, acquisition = phantoms.render_seeds(source.seed, records[image_id])
+            for k, name in enumerate(class_names):
+                if labels[n, k] > 0.5 and k > 0:  # class 0 is the exclusive "no finding": nothing is drawn
+                    regions[n, k] = phantoms.finding_region(source.modality, name, resolution, seed, acquisition)
+    logits = {"real": load_logits(cfg.real_classifier, mesh), "synthetic": load_logits(cfg.synthetic_classifier, mesh)}
+    os.makedirs(os.path.join(workdir, FIGURES_DIR), exist_ok=True)
+    return audit_lib.occlusion_report(
+        logits, images, labels, class_names, regions, patch=cfg.occlusion_patch or max(2, resolution // 8),
+        path=os.path.join(workdir, FIGURES_DIR, OCCLUSION_FIGURE), draw=jax.process_index() == 0)
+
+
+def _report(config, workdir, fold, sets, audit: privacy.MemorisationAudit, fidelity: dict, train_dir: str,
+            occlusion: dict | None) -> dict:
     """Figures and the t-SNE map (host work only: no collective); audit.md; the result (process 0 only)."""
     cfg = config.audit
     logging.info("audit: figures and the t-SNE map")
@@ -134,6 +170,9 @@ def _report(config, workdir, fold, sets, audit: privacy.MemorisationAudit, fidel
                     for name, path in {**pictures["figures"], "embedding": embedding_path}.items()},
         "report": AUDIT_REPORT_FILE,
     }
+    if occlusion is not None:
+        result["occlusion"] = occlusion
+        result["figures"]["occlusion"] = os.path.join(FIGURES_DIR, OCCLUSION_FIGURE)
     with fileio.atomic_path(os.path.join(workdir, AUDIT_REPORT_FILE)) as tmp, open(tmp, "w") as f:
         f.write("\n".join(audit_lib.markdown(result)) + "\n")
     return result

@@ -127,6 +127,7 @@ def stage_configs(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
     audit_config.audit = copy.deepcopy(config.audit)
     audit_config.audit.synthetic = os.path.join(workdir, STAGE_DIRS["synthesize"])
     audit_config.audit.real_classifier = os.path.join(workdir, STAGE_DIRS["real_classifier"])
+    audit_config.audit.synthetic_classifier = os.path.join(workdir, STAGE_DIRS["synthetic_classifier"])
     configs = {"real_classifier": real, "gan": gan, "synthesize": syn, "synthetic_classifier": synthetic,
                "audit": audit_config}
     for stage in configs.values():

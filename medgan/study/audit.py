@@ -27,7 +27,7 @@ import numpy as np
 
 from medgan import fileio, report_format as fmt, visualize
 from medgan.data import folds
-from medgan.eval import embedding, features, fidelity, privacy
+from medgan.eval import attribution, embedding, features, fidelity, privacy
 from medgan.workdir import RESULT_FILE
 
 MIN_PER_COMBINATION = 10  # fewer images of a label combination: no per-combination fidelity
@@ -140,6 +140,42 @@ def embedding_figure(train: features.FeatureSet, synthetic: features.FeatureSet,
             "neighbour_agreement": embedding.neighbour_agreement(coordinates, is_synthetic)}
 
 
+def occlusion_report(logits: dict, images: np.ndarray, labels: np.ndarray, class_names, regions, *, patch: int,
+                     path: str, draw: bool) -> dict:
+    """Occlusion maps of each classifier on the same real test images, their agreement, and where they look.
+
+    logits {"real": fn, "synthetic": fn}; images [N, H, W, C] in [-1, 1],
+    labels [N, K]; regions [N, K, H, W] bool where each finding is drawn
+    (phantoms) or None. Per class with positives: the correlation of the two
+    maps (mean over images) and, with regions, each classifier's share of
+    positive attribution inside the finding (mean over positive images).
+    Runs on every process (the classifiers' weights span the mesh); with
+    `draw` (process 0) `path` gets the picture of the mean maps.
+    """
+    maps = {name: attribution.occlusion_maps(fn, images, labels, patch=patch, stride=max(1, patch // 2))
+            for name, fn in logits.items()}
+    correlation = attribution.map_correlation(maps["real"], maps["synthetic"])
+    rows = []
+    shown = [k for k in range(len(class_names)) if labels[:, k].sum() > 0]
+    for k in shown:
+        positive = labels[:, k] > 0.5
+        row = {"class": class_names[k], "images": int(positive.sum()),
+               "correlation": None if np.isnan(correlation[k]) else float(correlation[k])}
+        if regions is not None and regions[positive, k].any():
+            for name, m in maps.items():
+                share = attribution.share_inside(m[positive, ..., k], regions[positive, k])
+                row[f"share_inside_{name}"] = None if np.all(np.isnan(share)) else float(np.nanmean(share))
+                row["region_share_of_image"] = float(regions[positive, k].mean())
+        rows.append(row)
+    if draw:
+        examples = np.stack([images[np.flatnonzero(labels[:, k] > 0.5)[0]] for k in shown])
+        mean_maps = {name: np.stack([m[labels[:, k] > 0.5, ..., k].mean(axis=0) for k in shown])
+                     for name, m in maps.items()}
+        visualize.save_occlusion_maps(path, examples, mean_maps, [class_names[k] for k in shown],
+                                      title="Mean occlusion maps on real test images with each class")
+    return {"classes": rows, "patch": patch, "images": int(len(images))}
+
+
 def markdown(result: dict, prefix: str = "") -> list[str]:
     """The audit's section of a report (and the whole of audit.md); figure paths are the audit directory's,
     after `prefix` (e.g. "audit/" in the benchmark point's report.md)."""
@@ -176,6 +212,19 @@ def markdown(result: dict, prefix: str = "") -> list[str]:
         ((" + ".join(e["names"]) or "(none)", str(e["train_images"]), str(e["synthetic_images"]),
           fmt.number(e.get("fd"), 2), fmt.number(e.get("kid"), 4), fmt.number(e.get("precision")),
           fmt.number(e.get("recall"))) for e in fid["per_combination"]), align="lrrrrrr")
+    if "occlusion" in result:
+        occlusion = result["occlusion"]
+        lines += ["", "### Where the classifiers look (occlusion)", "",
+                  f"A {occlusion['patch']} px grey patch slid over {occlusion['images']} real test images; the rise in "
+                  "each class's BCE, for the classifier trained on real and on synthetic images. The share inside "
+                  "is how much of a map's positive attribution falls on the finding itself (phantoms only); a "
+                  "classifier that ignores where the finding is scores about the finding's area.", ""]
+        lines += fmt.markdown_table(
+            ("class", "images", "correlation of the maps", "inside the finding: real", "synthetic", "finding's area"),
+            ((c["class"], str(c["images"]), fmt.number(c["correlation"]), fmt.number(c.get("share_inside_real")),
+              fmt.number(c.get("share_inside_synthetic")), fmt.number(c.get("region_share_of_image")))
+             for c in occlusion["classes"]), align="lrrrrr")
+        lines += ["", f"![occlusion]({link('occlusion')})"]
     lines += ["", "### Embedding", "",
               f"Mixing of real and synthetic points on the map: {result['embedding']['neighbour_agreement']:.2f} of "
               "each point's 5 nearest points are of its own kind (0.5: mixed, 1.0: apart).", "",

@@ -306,6 +306,7 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         config.audit.shifts = "" if size == "quick" else "1"
         config.audit.embedding_points = 500
         config.audit.kid_subsets = 50
+        config.audit.occlusion_images, config.audit.occlusion_patch = 24, 6
     else:
         config.data.phantom_patients = min(config.data.phantom_patients, 1200)
         clf.global_batch_size = 8
@@ -321,6 +322,7 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         config.synthesize.global_batch_size = 16
         config.audit.global_batch_size = 16
         config.audit.kid_subsets, config.audit.embedding_points = 10, 50
+        config.audit.occlusion_images = 4
         config.benchmark.report_samples = 2
     return config
 

@@ -81,7 +81,8 @@ def relative_auc(evaluation: dict) -> dict:
 
 def audit_summary(audit: dict) -> dict:
     """The audit's numbers and pictures for the point's results.json and report (without its pixel checks)."""
-    kept = {key: audit[key] for key in ("memorisation", "fidelity", "embedding", "figures", "views", "train_images")}
+    kept = {key: audit[key] for key in ("memorisation", "fidelity", "embedding", "figures", "views", "train_images",
+                                        "occlusion") if key in audit}
     return {**kept, "report": f"{STAGE_DIRS['audit']}/{audit['report']}"}
 
 
