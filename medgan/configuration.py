@@ -195,7 +195,7 @@ def synthesize_config() -> ml_collections.ConfigDict:
 
 
 def audit_config() -> ml_collections.ConfigDict:
-    """The audit of a synthetic cohort against the real fold (memorisation, fidelity, embedding)."""
+    """The audit of a synthetic cohort against the real fold (memorisation, fidelity, occlusion, embedding)."""
     return ml_collections.ConfigDict(
         {
             "synthetic": "",  # a synthesize work directory (required for the audit job)

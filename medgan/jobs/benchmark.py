@@ -18,7 +18,7 @@ where it stopped, and a finished one only rewrites nothing:
     <workdir>/gan/                   train_gan (+ samples/, generator/)
     <workdir>/synthetic/             synthesize (dataset/, DATA_CARD.md, preview.png)
     <workdir>/synthetic_classifier/  train_classifier on the synthetic cohort
-    <workdir>/audit/                 audit (memorisation, fidelity, embedding; audit.md)
+    <workdir>/audit/                 audit (memorisation, fidelity, occlusion, embedding; audit.md)
     <workdir>/figures/               real_vs_synthetic.png, roc.png
     <workdir>/report.md              the table and the pictures, for people
     <workdir>/results.json           written last: its presence means "done"
@@ -49,7 +49,7 @@ STAGE_TITLES = {
     "gan": "3/7 GAN on the real training split",
     "synthesize": "4/7 synthetic cohort",
     "synthetic_classifier": "5/7 classifier on the synthetic cohort",
-    "audit": "6/7 audit of the synthetic cohort (memorisation, fidelity, embedding)",
+    "audit": "6/7 audit of the synthetic cohort (memorisation, fidelity, occlusion, t-SNE)",
     "evaluate": "7/7 both classifiers on the real test split",
 }
 JOBS = {"real_classifier": train_classifier.run, "gan": train_gan.run, "synthesize": synthesize.run,

@@ -100,7 +100,7 @@ def audit_entry(result: dict, audit_dir: str) -> dict:
     """What the card records of one audit run: when, where, its settings and its outcome (flagged ids included)."""
     memo, overall = result["memorisation"], result["fidelity"]["overall"]["synthetic"]
     return {
-        "audit": "memorisation, fidelity, embedding",
+        "audit": "memorisation, fidelity, embedding" + (", occlusion" if "occlusion" in result else ""),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "report": os.path.abspath(os.path.join(audit_dir, result["report"])),
         "judge": result["real_classifier"],
