@@ -606,12 +606,8 @@ def bench_audit(args) -> dict:
         return time.perf_counter() - start
 
     def fd():
-        stats = []
-        for x in (real, synthetic):
-            acc = fidelity.FeatureStatistics(args.dim)
-            for i in range(0, len(x), 1000):
-                acc.add(*fidelity.batch_moments(x[i:i + 1000], np.ones(len(x[i:i + 1000]), bool)))
-            stats.append(acc)
+        stats = [fidelity.accumulate(({"image": x[i:i + 1000]} for i in range(0, len(x), 1000)), lambda f: f, args.dim)
+                 for x in (real, synthetic)]
         return fidelity.frechet_distance_of(*stats)
 
     manifold_images = min(args.images, args.manifold_images)
