@@ -53,6 +53,21 @@ def test_a_copy_is_found_at_distance_zero_and_a_mirrored_copy_through_its_mirror
     assert len(set(found.indices[0])) == 3 and np.all(np.diff(found.distances[0]) >= 0)
 
 
+def test_over_views_each_reference_keeps_its_nearest_view_as_brute_force_says():
+    rng = np.random.default_rng(5)
+    references = rng.normal(size=(40, 8))
+    base = rng.normal(size=(30, 8))
+    views = [base + 0.3 * rng.normal(size=base.shape) for _ in range(4)]  # nearby views share neighbours
+    found = nearest_over_views(views, references, 5, metric="euclidean", query_block=7, reference_tile=16)
+    for q in range(len(base)):
+        nearest = np.min([np.linalg.norm(v[q] - references, axis=1) for v in views], axis=0)  # [R]
+        order = np.argsort(nearest, kind="stable")[:5]
+        np.testing.assert_array_equal(found.indices[q], order)
+        np.testing.assert_allclose(found.distances[q], nearest[order], atol=1e-4)
+    with pytest.raises(ValueError, match="expected V views of"):
+        nearest_over_views(np.ones((3, 4)), references, 1)
+
+
 def test_bad_input_is_named():
     good = np.ones((4, 3))
     with pytest.raises(ValueError, match="row 2 is all zeros"):

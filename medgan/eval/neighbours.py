@@ -167,19 +167,29 @@ def nearest_over_views(views: list[np.ndarray], references: np.ndarray, k: int, 
 
     views: V arrays [Q, D] (or [V, Q, D]), the same queries seen differently;
     a reference found by several views keeps its smallest distance. A
-    mirrored or shifted copy of a training image is still a copy.
+    mirrored or shifted copy of a training image is still a copy. The views
+    are searched as one query set of V Q rows, so each reference tile crosses
+    to the devices once.
     """
-    found = [nearest_neighbours(view, references, k, **kwargs) for view in views]
-    distances = np.concatenate([f.distances for f in found], axis=1)  # [Q, V k]
-    indices = np.concatenate([f.indices for f in found], axis=1)
+    views = np.asarray(views)
+    if views.ndim != 3:
+        raise ValueError(f"views have shape {views.shape}; expected V views of [Q, D]")
+    n_views, n_queries = views.shape[:2]
+    found = nearest_neighbours(views.reshape(n_views * n_queries, -1), references, k, **kwargs)
+    distances = found.distances.reshape(n_views, n_queries, k).transpose(1, 0, 2).reshape(n_queries, n_views * k)
+    indices = found.indices.reshape(n_views, n_queries, k).transpose(1, 0, 2).reshape(n_queries, n_views * k)
     order = np.argsort(distances, axis=1, kind="stable")
     distances, indices = np.take_along_axis(distances, order, 1), np.take_along_axis(indices, order, 1)
-    out_d, out_i = np.empty((len(distances), k), np.float32), np.empty((len(distances), k), np.int64)
-    for row, (d, i) in enumerate(zip(distances, indices)):
-        _, first = np.unique(i, return_index=True)  # each reference once, at its nearest view
-        keep = np.sort(first)[:k]
-        out_d[row], out_i[row] = d[keep], i[keep]
-    return Neighbours(out_d, out_i)
+    # Each reference once, at its nearest view: sorted by (reference, position), the first of each run is kept.
+    by_reference = np.lexsort((np.broadcast_to(np.arange(indices.shape[1]), indices.shape), indices), axis=1)
+    grouped = np.take_along_axis(indices, by_reference, 1)
+    first = np.ones(grouped.shape, bool)
+    first[:, 1:] = grouped[:, 1:] != grouped[:, :-1]
+    keep = np.zeros(grouped.shape, bool)
+    np.put_along_axis(keep, by_reference, first, 1)
+    chosen = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # the k nearest distinct references, nearest first
+    return Neighbours(np.take_along_axis(distances, chosen, 1).astype(np.float32),
+                      np.take_along_axis(indices, chosen, 1))
 
 
 @jax.jit
