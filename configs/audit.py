@@ -3,7 +3,8 @@
   python -m medgan.main --config=configs/audit.py:point=work/demo --workdir=work/demo_audit
 
 `point=DIR` audits a finished benchmark point: its synthetic cohort, its
-real-trained judge, its fold, its prepared cohort and its audit settings. Any other synthetic
+real-trained judge (and its synthetic-trained classifier, for the occlusion
+maps), its fold, its prepared cohort and its audit settings. Any other synthetic
 cohort: give the synthesize directory and the judge, and the real cohort's
 data and fold settings with its manifest, e.g.
 
@@ -41,6 +42,7 @@ def get_config(arg=None):
         config.fold.manifest = os.path.join(point, "manifest.json")
         config.audit.synthetic = os.path.join(point, "synthetic")
         config.audit.real_classifier = os.path.join(point, "real_classifier")
+        config.audit.synthetic_classifier = os.path.join(point, "synthetic_classifier")  # occlusion of both judges
     return config
 
 

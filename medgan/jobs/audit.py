@@ -28,7 +28,7 @@ from jax.experimental import multihost_utils
 from medgan import console, fileio, visualize
 from medgan.data import builders, cohorts, phantoms
 from medgan.data.sources import PHANTOM_SOURCES
-from medgan.eval import features, privacy
+from medgan.eval import privacy
 from medgan.eval.features import load_feature_extractor, load_logits
 from medgan.jobs import common
 from medgan.study import audit as audit_lib, data_card
@@ -45,36 +45,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     fold = cohorts.fold_of(config.fold, workdir, prepared)
     synthetic = cohorts.training_data(cfg.synthetic, prepared, fold)
     features_fn, _ = load_feature_extractor(cfg.real_classifier, mesh)
-    shifts = audit_lib.shifts_of(cfg.shifts)
     os.makedirs(workdir, exist_ok=True)
-
-    def feature_set(name: str, dataset_dir: str, ids, search: bool, names=None) -> features.FeatureSet:
-        chosen_shifts = shifts if search else ()
-        views = tuple(names or features.view_names(chosen_shifts))
-        margin = f"margin {max(chosen_shifts, default=0)}"
-        key = audit_lib.fingerprint(cfg.real_classifier, dataset_dir, ids, (*views, margin))
-        return features.cached_features(
-            os.path.join(workdir, f"features_{name}.npz"), key,
-            lambda: features.extract_features(dataset_dir, ids, features_fn, mesh, shifts=chosen_shifts, names=views,
-                                              global_batch_size=cfg.global_batch_size))
-
-    synthetic_ids = list(synthetic.train_ids) + list(synthetic.val_ids)
-    wanted = (  # name, images, views (None: every view of the shifts), and the full image's set it also gives
-        ("train_search", prepared.dataset_dir, fold.ids["train"], ("as is",), "train"),
-        ("test_search", prepared.dataset_dir, fold.ids["test"], None, "test"),
-        ("synthetic_search", synthetic.dataset_dir, synthetic_ids, None, "synthetic"),
-    )
-    sets = {}
-    with console.Progress(2 * len(wanted), "audit: the judge's features", unit="image sets") as progress:
-        for done, (name, dataset_dir, ids, names, full) in enumerate(wanted):
-            sets[name] = feature_set(name, dataset_dir, ids, True, names)
-            progress.update(2 * done + 1)
-            if shifts:  # the search saw windows inside a margin: fidelity and the map take whole images
-                sets[full] = feature_set(full, dataset_dir, ids, False, ("as is",))
-            else:  # without moved windows the search's first view is the whole image
-                found = sets[name]
-                sets[full] = features.FeatureSet(found.image_ids, found.labels, found.views[:1], found.names[:1])
-            progress.update(2 * done + 2)
+    sets = audit_lib.feature_sets(
+        workdir, features_fn, mesh, judge_dir=cfg.real_classifier, shifts=audit_lib.shifts_of(cfg.shifts),
+        global_batch_size=cfg.global_batch_size,
+        images={"train": (prepared.dataset_dir, fold.ids["train"]), "test": (prepared.dataset_dir, fold.ids["test"]),
+                "synthetic": (synthetic.dataset_dir, list(synthetic.train_ids) + list(synthetic.val_ids))})
 
     # With N real test images no rate below 1/N can be calibrated: the audit then flags what lies nearer than all.
     rate = max(cfg.false_flag_rate, 1 / len(fold.ids["test"]))

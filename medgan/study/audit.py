@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from medgan import fileio, report_format as fmt, visualize
+from medgan import console, fileio, report_format as fmt, visualize
 from medgan.data import folds
 from medgan.eval import attribution, embedding, features, fidelity, privacy
 from medgan.workdir import RESULT_FILE
@@ -45,6 +45,38 @@ def fingerprint(judge_dir: str, dataset_dir: str, ids, views) -> str:
     content = json.dumps([judge.get("model_config"), judge.get("best_step"), judge.get("test", {}).get("mean_auc"),
                           os.path.abspath(dataset_dir), sorted(ids), list(views)], sort_keys=True, default=str)
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+def feature_sets(workdir: str, features_fn, mesh, *, judge_dir: str, shifts: tuple[int, ...],
+                 global_batch_size: int, images: dict[str, tuple[str, list]]) -> dict[str, features.FeatureSet]:
+    """The judge's features of every image set the audit reads, each computed once and cached in `workdir`.
+
+    images: {"train" | "test" | "synthetic": (dataset dir, ids)}. Returns those
+    three names (whole images: fidelity and the map) and "<name>_search" (the
+    memorisation search's views: training images as they are, test and
+    synthetic images through every view of `shifts`). With shifts the search
+    sees windows inside a margin, so whole images are a set of their own;
+    without, the search's first view is the whole image.
+    """
+    search_views = {"train": ("as is",)}  # a moved or mirrored copy is found from the synthetic side
+
+    def cached(name, dataset_dir, ids, chosen_shifts, views) -> features.FeatureSet:
+        key = fingerprint(judge_dir, dataset_dir, ids, (*views, f"margin {max(chosen_shifts, default=0)}"))
+        return features.cached_features(
+            os.path.join(workdir, f"features_{name}.npz"), key,
+            lambda: features.extract_features(dataset_dir, ids, features_fn, mesh, shifts=chosen_shifts, names=views,
+                                              global_batch_size=global_batch_size))
+
+    sets = {}
+    with console.Progress(2 * len(images), "audit: the judge's features", unit="image sets") as progress:
+        for done, (name, (dataset_dir, ids)) in enumerate(images.items()):
+            views = search_views.get(name, tuple(features.view_names(shifts)))
+            found = sets[f"{name}_search"] = cached(f"{name}_search", dataset_dir, ids, shifts, views)
+            progress.update(2 * done + 1)
+            sets[name] = (cached(name, dataset_dir, ids, (), ("as is",)) if shifts else
+                          features.FeatureSet(found.image_ids, found.labels, found.views[:1], found.names[:1]))
+            progress.update(2 * done + 2)
+    return sets
 
 
 def fidelity_numbers(real: np.ndarray, other: np.ndarray, *, k: int, subsets: int, subset_size: int,
