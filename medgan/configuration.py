@@ -22,7 +22,7 @@ from medgan.models.gans import GAN_MODELS
 
 # Where a job's code lives (medgan/jobs/); imported lazily so `--help` and validation stay fast.
 JOBS = {name: f"medgan.jobs.{name}:run" for name in ("prepare", "train_classifier", "train_gan", "synthesize",
-                                                    "audit", "benchmark")}
+                                                    "audit", "benchmark", "reader_study")}
 
 CHEXPERT_POLICIES = ("ones", "zeros", "ignore")
 SQUARE_MODES = ("pad", "crop", "stretch")
@@ -220,6 +220,19 @@ def audit_config() -> ml_collections.ConfigDict:
     )
 
 
+def reader_study_config() -> ml_collections.ConfigDict:
+    """A reader-study page of finished benchmark points (one per resolution) and its answer key."""
+    return ml_collections.ConfigDict(
+        {
+            "points": "",  # comma-separated benchmark work directories, one per resolution (required)
+            "pairs": 40,  # real test images per point, each with a synthetic image of its label combination
+            "study": "",  # names the answer files and the browser's saved progress ("" = the work directory's name)
+            "title": "Real or synthetic?",
+            "instructions": "",  # "" = say the cohort and the resolutions
+        }
+    )
+
+
 def benchmark_config() -> ml_collections.ConfigDict:
     """What the benchmark point reports besides its stages' own settings."""
     return ml_collections.ConfigDict(
@@ -252,6 +265,8 @@ def base_config(job: str) -> ml_collections.ConfigDict:
         config.fold = fold_config()
         config.audit = audit_config()
         config.distributed = "auto"
+    if job == "reader_study":
+        config.reader_study = reader_study_config()
     if job == "benchmark":
         # One benchmark point: every stage reads data/fold/seed from here.
         config.fold = fold_config()
@@ -434,6 +449,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("audit.global_batch_size", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("audit.occlusion_images", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("audit.occlusion_patch", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    ("reader_study.pairs", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("benchmark.level", lambda v: 0 < v < 1, "a number in (0, 1)"),
     ("benchmark.report_samples", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("distributed", lambda v: v in ("auto", "force", "off"), "one of ('auto', 'force', 'off')"),
@@ -475,6 +491,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         for key, what in (("synthetic", "a synthesize run"), ("real_classifier", "train_classifier on the real fold")):
             if not config.audit[key]:
                 raise ConfigError(f"config.audit.{key} is empty: give the work directory of {what}")
+    if config.job == "reader_study" and not config.reader_study.points.strip():
+        raise ConfigError("config.reader_study.points is empty: give the work directories of finished benchmark "
+                          "points, comma-separated")
     source = config.data.source
     if source.startswith("phantom_") and config.data.resolution < 32:
         raise ConfigError(f"config.data.resolution={config.data.resolution}: phantoms render at 32 px or more")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from medgan import fileio, main, report_format as fmt
-from medgan.eval import auc
-from medgan.study import point, sweeps
+from medgan.eval import auc, reader_study
+from medgan.study import point, readers, sweeps
 from medgan.train import loop
 from medgan.workdir import REPORT_FILE, RESULT_FILE
 
@@ -128,8 +128,51 @@ def test_the_audit_stage_reports_and_the_data_card_lists_it(finished, tmp_path):
     shutil.copytree(workdir, point_copy)
     config = sweeps.load_config_module(str(REPO / "configs" / "audit.py")).get_config(f"point={point_copy}")
     alone = main.run_job(config, str(tmp_path / "audit_alone"))
-    assert alone["memorisation"] == memo
+    assert alone["memorisation"] == memo and alone["occlusion"] == occlusion
     assert len(fileio.read_json(point_copy / "synthetic" / "data_card.json")["audits"]) == 2
+
+
+def test_a_reader_study_of_the_point_draws_matched_pairs_and_scores_returned_sheets(finished, tmp_path, capsys):
+    workdir, result = finished
+    config = _reader_config(workdir)
+    written = main.run_job(config, str(tmp_path / "readers"))
+    page = pathlib.Path(written["page"]).read_text()
+    key = reader_study.read_key(written["key"])
+    assert written["images"] == len(key) == 12 and page.count("data:image/png;base64,") == 12
+    assert not any(entry["image_id"] in page for entry in key.values())  # the page holds anonymous names only
+    by_source = {s: [e for e in key.values() if e["source"] == s] for s in ("real", "synthetic")}
+    assert sorted(e["labels"] for e in by_source["real"]) == sorted(e["labels"] for e in by_source["synthetic"])
+    manifest = fileio.read_json(workdir / "manifest.json")
+    assert {e["image_id"] for e in by_source["real"]} <= set(manifest["ids"]["test"])  # real: the test split
+    assert {e["resolution"] for e in key.values()} == {result["point"]["resolution"]}
+    assert main.run_job(config, str(tmp_path / "readers")) == written  # finished: skipped
+
+    names = sorted(key)
+    perfect = tmp_path / "a.csv"
+    perfect.write_text("reader,image,answer,confidence,seconds\n" + "".join(
+        f"A,{n},{key[n]['source']},4,2.0\n" for n in names))
+    contrary = tmp_path / "b.csv"
+    contrary.write_text("reader,image,answer,confidence,seconds\n" + "".join(
+        f"B,{n},{'real' if key[n]['source'] == 'synthetic' else 'synthetic'},2,2.0\n" for n in names))
+    assert readers.main([written["key"], str(perfect), str(contrary), "--out", str(tmp_path / "scores")]) == 0
+    scores = fileio.read_json(tmp_path / "scores" / "scores.json")
+    rows = {r["reader"]: r for r in scores["readers"]}
+    assert (rows["A"]["accuracy"], rows["B"]["accuracy"]) == (1.0, 0.0)
+    assert rows["A"]["p_value"] == pytest.approx(2 / 2**12)
+    assert scores["agreement"]["pairs"][0]["agreement"] == 0.0
+    markdown = (tmp_path / "scores" / "scores.md").read_text()
+    assert "| A | all | 12 | 0 | 12 | 1.000 |" in markdown and "Fleiss' κ over the 12 images" in markdown
+    assert "scores.md" in capsys.readouterr().out
+
+    with pytest.raises(ValueError, match="both at .* px; a reader study takes one point per resolution"):
+        main.run_job(_reader_config(f"{workdir}+{workdir}"), str(tmp_path / "twice"))
+    with pytest.raises(FileNotFoundError, match="no results.json; a reader study needs a finished benchmark point"):
+        main.run_job(_reader_config(str(tmp_path)), str(tmp_path / "unfinished"))
+    assert not list(tmp_path.glob("twice/**/*.html")) and not list(tmp_path.glob("unfinished/**/*.csv"))
+
+
+def _reader_config(points):
+    return sweeps.load_config_module(str(REPO / "configs" / "reader_study.py")).get_config(f"points={points},pairs=6")
 
 
 def _mtimes(directory):

@@ -45,8 +45,8 @@ def test_a_reader_answers_every_image_with_the_keyboard_and_the_csv_scores(tmp_p
     rng = np.random.default_rng(0)
     sources = ["real", "synthetic"] * 4
     items = reader_study.anonymise([
-        reader_study.ReaderItem("x", reader_study.png_bytes(rng.integers(0, 255, (16, 16), dtype=np.uint8)), s, i,
-                                32, "No Finding") for i, s in enumerate(sources)], seed=1)
+        reader_study.ReaderItem("x", reader_study.png_bytes(rng.integers(0, 255, (16, 16), dtype=np.uint8)), s, 32,
+                                "No Finding", image_id=str(i)) for i, s in enumerate(sources)], seed=1)
     page, key_path = tmp_path / "page.html", tmp_path / "key.csv"
     reader_study.write_page(str(page), items, study="browser-test", title="Real or synthetic?", instructions="Test.")
     reader_study.write_key(str(key_path), items)

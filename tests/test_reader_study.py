@@ -14,8 +14,8 @@ B = "RRRSS SSSRR".replace(" ", "")  # agrees with A on 8 of 10
 
 
 def _key():
-    return {f"image-{i + 1:03d}": {"source": TRUTH[i], "index": i, "resolution": RESOLUTION[i], "labels": "x"}
-            for i in range(10)}
+    return {f"image-{i + 1:03d}": {"source": TRUTH[i], "resolution": RESOLUTION[i], "labels": "x", "point": "p",
+                                   "image_id": str(i)} for i in range(10)}
 
 
 def _sheet(path, reader, letters, confidence=3, newline="\n", bom=""):
@@ -40,22 +40,22 @@ def test_pairs_share_a_label_combination_and_never_reuse_an_image():
 
 
 def test_anonymous_names_and_a_key_that_round_trips(tmp_path):
-    items = [reader_study.ReaderItem(f"{source}-{i}", b"png", source, i, 32, "Edema")
+    items = [reader_study.ReaderItem(f"{source}-{i}", b"png", source, 32, "Edema", "work/p", f"id{i}")
              for i, source in enumerate(TRUTH)]
     shuffled = reader_study.anonymise(items, seed=3)
     assert [item.name for item in shuffled] == [f"image-{n:03d}" for n in range(1, 11)]
-    assert sorted((item.source, item.index) for item in shuffled) == sorted((item.source, item.index) for item in items)
+    assert sorted((item.source, item.image_id) for item in shuffled) == sorted((i.source, i.image_id) for i in items)
     assert [item.source for item in shuffled] != TRUTH  # the order is shuffled
     reader_study.write_key(str(tmp_path / "key.csv"), shuffled)
     key = reader_study.read_key(str(tmp_path / "key.csv"))
-    assert key["image-004"] == {"source": shuffled[3].source, "index": shuffled[3].index, "resolution": 32,
-                                "labels": "Edema"}
+    assert key["image-004"] == {"source": shuffled[3].source, "resolution": 32, "labels": "Edema",
+                                "point": "work/p", "image_id": shuffled[3].image_id}
 
 
 def test_the_page_embeds_every_image_and_no_answer(tmp_path):
     png = reader_study.png_bytes(np.arange(64, dtype=np.uint8).reshape(8, 8))
     assert png.startswith(b"\x89PNG")
-    items = reader_study.anonymise([reader_study.ReaderItem("x", png, s, i, 32, "No Finding")
+    items = reader_study.anonymise([reader_study.ReaderItem("x", png, s, 32, "No Finding", image_id=str(i))
                                     for i, s in enumerate(TRUTH)])
     path = tmp_path / "page.html"
     reader_study.write_page(str(path), items, study="demo", title="Real or synthetic? </script>",
@@ -106,3 +106,15 @@ def test_bad_answer_sheets_are_named(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         reader_study.score_answers(_key(), [str(path)])
+
+
+@pytest.mark.parametrize("row, message", [
+    ("image-001,fake,32,x,p,1", "row 3: source 'fake' is not one of"),
+    ("image-001,real,big,x,p,1", "row 3: resolution 'big' is not an integer"),
+    ("image-002,real,32,x,p,1", "row 3: image 'image-002' is listed twice"),
+])
+def test_a_bad_answer_key_is_named(tmp_path, row, message):
+    path = tmp_path / "key.csv"
+    path.write_text("image,source,resolution,labels,point,image_id\nimage-002,synthetic,32,x,p,2\n" + row + "\n")
+    with pytest.raises(ValueError, match=message):
+        reader_study.read_key(str(path))

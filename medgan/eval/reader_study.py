@@ -30,7 +30,7 @@ from medgan.eval import auc
 ANSWER_COLUMNS = ("reader", "image", "answer", "confidence", "seconds")
 ANSWERS = ("real", "synthetic")
 CONFIDENCE_LEVELS = 5
-KEY_COLUMNS = ("image", "source", "index", "resolution", "labels")
+KEY_COLUMNS = ("image", "source", "resolution", "labels", "point", "image_id")
 
 
 def draw_pairs(
@@ -65,9 +65,10 @@ class ReaderItem:
     name: str
     png: bytes
     source: str  # "real" or "synthetic"
-    index: int  # row in its own set
     resolution: int
     labels: str  # the label combination, for the key only
+    point: str = ""  # where the image comes from (a benchmark point), for the key only
+    image_id: str = ""  # its id in that point's real or synthetic dataset
 
 
 def anonymise(items: Sequence[ReaderItem], seed: int = 0) -> list[ReaderItem]:
@@ -85,18 +86,24 @@ def write_key(path: str, items: Sequence[ReaderItem]) -> None:
         writer = csv.writer(f)
         writer.writerow(KEY_COLUMNS)
         for item in items:
-            writer.writerow([item.name, item.source, item.index, item.resolution, item.labels])
+            writer.writerow([item.name, item.source, item.resolution, item.labels, item.point, item.image_id])
 
 
 def read_key(path: str) -> dict[str, dict]:
-    """{image name: {"source", "index", "resolution", "labels"}} from a key written by `write_key`."""
+    """{image name: {"source", "resolution", "labels", "point", "image_id"}} from a key written by `write_key`."""
     rows = _read_csv(path, KEY_COLUMNS)
     key = {}
     for line, row in rows:
         if row["source"] not in ANSWERS:
             raise ValueError(f"{path}, row {line}: source {row['source']!r} is not one of {ANSWERS}")
-        key[row["image"]] = {"source": row["source"], "index": int(row["index"]),
-                             "resolution": int(row["resolution"]), "labels": row["labels"]}
+        if row["image"] in key:
+            raise ValueError(f"{path}, row {line}: image {row['image']!r} is listed twice")
+        try:
+            resolution = int(row["resolution"])
+        except ValueError:
+            raise ValueError(f"{path}, row {line}: resolution {row['resolution']!r} is not an integer") from None
+        key[row["image"]] = {"source": row["source"], "resolution": resolution, "labels": row["labels"],
+                             "point": row["point"], "image_id": row["image_id"]}
     return key
 
 
@@ -116,7 +123,7 @@ _PAGE = """<!DOCTYPE html>
 <style>
 body { background: #111; color: #ddd; font: 15px/1.4 system-ui, sans-serif; margin: 0; }
 main { max-width: 900px; margin: 0 auto; padding: 16px; text-align: center; }
-#image { max-width: 100%; max-height: 70vh; image-rendering: auto; background: #000; }
+#image { width: min(60vh, 100%); height: auto; background: #000; }
 button { font-size: 16px; margin: 4px; padding: 8px 16px; border-radius: 6px; border: 1px solid #666;
          background: #222; color: #eee; cursor: pointer; }
 button.chosen { background: #2f6fb0; border-color: #8bf; }
