@@ -43,7 +43,9 @@ def test_removal_takes_the_negative_lesion_and_clears_the_lesion():
     negative = -_blob(shape, (24, 24), 6, value=0.8)[None].astype(np.float32)  # what a removal G would draw
     out = lesions.post_process(negative, base, min_area=0.001, negative=True)
     assert out.kept.tolist() == [True]
-    np.testing.assert_allclose(out.combined[0, 20:29, 20:29], -0.5, atol=1e-6)
+    np.testing.assert_allclose(out.combined[0, 22:27, 22:27], -0.5, atol=1e-6)  # the lesion's core is tissue again
+    inside = _blob(shape, (24, 24), 6) > 0
+    assert np.max(out.combined[0][inside]) < -0.47  # and under 4% of it is left at its rim
     assert lesions.post_process(negative, base, negative=False).kept.tolist() == [False]
 
 
