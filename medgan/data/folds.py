@@ -42,7 +42,7 @@ import json
 import math
 import os
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -368,8 +368,12 @@ def _check_request(
 
 
 def _assign_patients(records: Sequence[ImageRecord], fractions: tuple[float, ...], seed: int) -> dict[str, str]:
-    """patient id -> split, cutting a seeded permutation of the sorted patient ids."""
-    patients = sorted({r.patient_id for r in records})
+    return split_patients((r.patient_id for r in records), fractions, seed)
+
+
+def split_patients(patient_ids: Iterable[str], fractions: tuple[float, ...], seed: int) -> dict[str, str]:
+    """patient id -> split ("train", "val", "test"), cutting a seeded permutation of the sorted patient ids."""
+    patients = sorted(set(patient_ids))
     order = np.random.default_rng([seed, 0]).permutation(len(patients))
     bounds = [round(c * len(patients)) for c in np.cumsum(fractions)]
     bounds[-1] = len(patients)

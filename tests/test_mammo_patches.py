@@ -1,0 +1,86 @@
+"""The study's patch rules: tissue share of normal patches, lesion offsets, augmentation, and a patch set."""
+
+import numpy as np
+import pytest
+
+from medgan.data import cbis_ddsm, mammo_patches
+from medgan.data.phantoms import cbis_layout, mammo_full
+
+RULES = mammo_patches.PatchRules(size=32, max_offset=16)
+
+
+def _image():
+    """A 200 x 120 'mammogram': tissue (0.5) left of column 90, background right; a lesion block (1.0)."""
+    image = np.full((200, 120), 0.02, np.float32)
+    image[:, :90] = 0.5
+    lesion = np.zeros(image.shape, bool)
+    lesion[100:104, 40:44] = True
+    image[lesion] = 1.0
+    return image, lesion
+
+
+def test_normal_patches_hold_enough_tissue_and_no_lesion():
+    image, lesion = _image()
+    tissue = mammo_patches.tissue_mask(image)
+    assert tissue[:, :88].all() and not tissue[:, 95:].any()
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        patch, mask = mammo_patches.normal_patch(image, tissue, lesion, RULES, rng)
+        assert patch.shape == (32, 32) and not mask.any()
+        assert np.mean(patch > 0.1) >= 0.87  # >= 90% tissue before resampling blurs the border
+        assert patch.max() < 0.99  # never the lesion
+    tiny = mammo_patches.PatchRules(size=32, min_tissue=1.0)
+    assert mammo_patches.normal_patch(image[:, 80:], mammo_patches.tissue_mask(image[:, 80:]), lesion[:, 80:],
+                                      tiny, rng) is None  # no window is all tissue
+
+
+def test_a_lesion_patch_holds_the_lesion_pixel_within_the_offset_of_its_centre():
+    image = np.full((300, 300), 0.5, np.float32)
+    mask = np.zeros(image.shape, bool)
+    mask[150, 150] = True
+    rng = np.random.default_rng(1)
+    rules = mammo_patches.PatchRules(size=32, max_offset=16, scale=(1.0, 1.0))
+    offsets = []
+    for _ in range(300):
+        patch, patch_mask = mammo_patches.lesion_patch(image, mask, mask, rules, rng)
+        (row, col), = np.argwhere(patch_mask)
+        offsets.append((row - 15.5, col - 15.5))
+    offsets = np.abs(np.array(offsets))
+    assert offsets.max() <= 16.5 and offsets.max() > 14  # up to half the patch, and the whole range is used
+    assert np.mean(offsets.max(1) < 4) < 0.2  # not always near the centre
+    scaled = mammo_patches.PatchRules(size=32, max_offset=16)
+    for _ in range(20):
+        patch, _ = mammo_patches.lesion_patch(image, mask, mask, scaled, rng)
+        assert patch.shape == (32, 32)
+    with pytest.raises(ValueError, match="mask is empty"):
+        mammo_patches.lesion_patch(image, np.zeros_like(mask), mask, rules, rng)
+
+
+def test_augmentation_flips_and_rotates_by_quarter_turns():
+    image = np.arange(32 * 32, dtype=np.float32).reshape(32, 32) / 1024
+    rng = np.random.default_rng(2)
+    seen = set()
+    for _ in range(64):
+        patch, _ = mammo_patches._augment(image, np.zeros((32, 32), bool), 32, rng)
+        matches = [(f, k) for f in (0, 1) for k in range(4)
+                   if np.array_equal(patch, np.rot90(image[:, ::-1] if f else image, k))]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) == 8  # every flip x rotation occurs
+
+
+def test_a_patch_set_of_a_cbis_release_has_every_kind_and_counts_what_it_missed(tmp_path):
+    mammograms = mammo_full.sample_mammograms(6, seed=4)
+    cbis_layout.write_cbis_ddsm_layout(tmp_path, mammograms, 256, seed=4, misfiled_mask_fraction=0.0)
+    cases, dropped = cbis_ddsm.read_cases(tmp_path)
+    assert dropped == {}
+    loaded = [(case, *cbis_ddsm.load_case(tmp_path, case, 256)[:2]) for case in cases]
+    patches, missed = mammo_patches.sample_patch_set(loaded, RULES, per_lesion=3, normals_per_image=2, seed=0)
+    lesions = sum(len(case.abnormalities) for case in cases)
+    assert len(patches) + sum(missed.values()) == 3 * lesions + 2 * len(cases)
+    assert len(patches.where("normal")) == 2 * len(cases) - missed.get("normal_no_room", 0)
+    assert np.all(~patches.masks[patches.where("normal")])
+    lesion_rows = np.concatenate([patches.where("mass"), patches.where("calcification")])
+    assert patches.masks[lesion_rows].any((1, 2)).mean() > 0.9  # lesion patches hold their lesion
+    assert set(patches.pathology[lesion_rows].tolist()) <= {1, 2}
+    assert patches.images.dtype == np.uint8 and patches.images.shape[1:] == (32, 32)
