@@ -22,7 +22,8 @@ from medgan.models.gans import GAN_MODELS
 
 # Where a job's code lives (medgan/jobs/); imported lazily so `--help` and validation stay fast.
 JOBS = {name: f"medgan.jobs.{name}:run" for name in ("prepare", "train_classifier", "train_gan", "synthesize",
-                                                    "audit", "benchmark", "reader_study")}
+                                                    "audit", "benchmark", "reader_study", "mammo_patches",
+                                                    "train_contextual")}
 
 CHEXPERT_POLICIES = ("ones", "zeros", "ignore")
 SQUARE_MODES = ("pad", "crop", "stretch")
@@ -233,6 +234,61 @@ def reader_study_config() -> ml_collections.ConfigDict:
     )
 
 
+def mammo_config() -> ml_collections.ConfigDict:
+    """The mammography study's cohort: full mammograms (CBIS-DDSM or phantoms) cut into patches."""
+    return ml_collections.ConfigDict(
+        {
+            # The CBIS-DDSM folder holding the case-description CSVs and CBIS-DDSM/; "" = phantom mammograms.
+            "root": "",
+            "phantom_patients": 60,
+            "phantom_seed": 0,
+            "phantom_conspicuity": 1.0,
+            "height": 512,  # px of a full mammogram as loaded (the width keeps its aspect)
+            "patch": 64,  # px of a patch (the study: 256)
+            "max_offset": 0,  # lesion patches: largest offset of the lesion pixel from the centre; 0 = patch / 2
+            "min_tissue": 0.9,
+            "per_lesion": 8,  # patches around each abnormality of the training split (val/test: per_lesion_eval)
+            "per_lesion_eval": 2,
+            "normals_per_image": 16,  # patches of healthy tissue per image (training split; val/test: a quarter)
+            "fractions": (0.6, 0.2, 0.2),  # of the patients in train/val/test
+            "seed": 0,
+            # Prepared patches go here; "" means <workdir>/patches. Share it between the study's jobs.
+            "patches_dir": "",
+        }
+    )
+
+
+def contextual_config() -> ml_collections.ConfigDict:
+    """The contextual lesion GAN (models/contextual.py, train/contextual_step.py) and its schedule."""
+    return ml_collections.ConfigDict(
+        {
+            "lesion": "mass",  # "mass" or "calcification" (added to normal tissue), or "removal"
+            "base_filters": 16,
+            "max_filters": 2048,
+            "centre_filters": 2048,
+            "embedding": 4,
+            "attention_resolution": 32,
+            "border": 10,  # px of the lesion channel cropped to zero, at the patch size
+            "d_filter_factor": 8,
+            "g_learning_rate": 1e-4,
+            "d_learning_rate": 4e-4,
+            "beta1": 0.0,
+            "beta2": 0.9,
+            "dragan_lambda": 10.0,
+            "aux_weight": 0.5,  # the benign and normal terms of D's loss
+            "g_steps": 0,  # G updates per D update; 0 = the study's: 2 for masses, 1 otherwise
+            "global_batch_size": 16,
+            "grow_steps": 1000,  # steps at half the patch size before the full size fades in
+            "fade_steps": 3000,  # the study: 3,000 iterations
+            "num_steps": 8000,
+            "checkpoint_every": 500,
+            "log_every": 50,
+            "sample_every": 500,
+            "max_skipped_in_a_row": 20,
+        }
+    )
+
+
 def benchmark_config() -> ml_collections.ConfigDict:
     """What the benchmark point reports besides its stages' own settings."""
     return ml_collections.ConfigDict(
@@ -267,6 +323,11 @@ def base_config(job: str) -> ml_collections.ConfigDict:
         config.distributed = "auto"
     if job == "reader_study":
         config.reader_study = reader_study_config()
+    if job in ("mammo_patches", "train_contextual"):
+        config.mammo = mammo_config()
+    if job == "train_contextual":
+        config.contextual = contextual_config()
+        config.distributed = "auto"
     if job == "benchmark":
         # One benchmark point: every stage reads data/fold/seed from here.
         config.fold = fold_config()
@@ -450,6 +511,21 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("audit.occlusion_images", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("audit.occlusion_patch", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     ("reader_study.pairs", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("mammo.height", lambda v: isinstance(v, int) and v >= 64, "an integer >= 64 (px)"),
+    ("mammo.patch", lambda v: isinstance(v, int) and v >= 16 and not v & (v - 1), "a power of two >= 16 (px)"),
+    ("mammo.min_tissue", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    ("mammo.fractions", lambda v: len(v) == 3 and all(f > 0 for f in v) and abs(sum(v) - 1) < 1e-6,
+     "three positive train/val/test patient fractions summing to 1"),
+    *[(f"mammo.{key}", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer")
+      for key in ("max_offset", "per_lesion", "per_lesion_eval", "normals_per_image", "phantom_patients")],
+    ("contextual.lesion", lambda v: v in ("mass", "calcification", "removal"),
+     "'mass', 'calcification' or 'removal'"),
+    *[(f"contextual.{key}", lambda v: isinstance(v, int) and v >= 1, "a positive integer")
+      for key in ("base_filters", "max_filters", "centre_filters", "embedding", "attention_resolution",
+                  "d_filter_factor", "global_batch_size", "num_steps", "checkpoint_every", "log_every",
+                  "sample_every", "max_skipped_in_a_row")],
+    *[(f"contextual.{key}", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer")
+      for key in ("border", "g_steps", "grow_steps", "fade_steps")],
     ("benchmark.level", lambda v: 0 < v < 1, "a number in (0, 1)"),
     ("benchmark.report_samples", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("distributed", lambda v: v in ("auto", "force", "off"), "one of ('auto', 'force', 'off')"),
@@ -505,7 +581,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 # Every global batch a job's config may set; each is sharded over the mesh's `data` axis.
 _BATCH_KEYS = ("classifier.global_batch_size", "gan.global_batch_size", "synthesize.global_batch_size",
-               "audit.global_batch_size")
+               "audit.global_batch_size", "contextual.global_batch_size")
 
 
 def check_devices(config: ml_collections.ConfigDict, device_count: int) -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from medgan.data import cbis_ddsm, mammo_patches
+from medgan.data import cbis_ddsm, mammo_cohort, mammo_patches
 from medgan.data.phantoms import cbis_layout, mammo_full
 
 RULES = mammo_patches.PatchRules(size=32, max_offset=16)
@@ -84,3 +84,22 @@ def test_a_patch_set_of_a_cbis_release_has_every_kind_and_counts_what_it_missed(
     assert patches.masks[lesion_rows].any((1, 2)).mean() > 0.9  # lesion patches hold their lesion
     assert set(patches.pathology[lesion_rows].tolist()) <= {1, 2}
     assert patches.images.dtype == np.uint8 and patches.images.shape[1:] == (32, 32)
+
+
+def test_the_patches_job_cuts_every_split_once_and_reports_it(tmp_path):
+    from medgan import configuration, main
+
+    config = configuration.base_config("mammo_patches")
+    config.mammo.update(phantom_patients=10, height=256, patch=32, per_lesion=2, normals_per_image=4)
+    result = main.run_job(config, str(tmp_path / "patches"))
+    splits = result["splits"]
+    assert set(splits) == {"train", "val", "test"} and result["dropped_rows"] == {}
+    assert sum(s["patients"] for s in splits.values()) == 10
+    assert result["total"] == sum(s["patches"] for s in splits.values()) > 0
+    assert splits["train"]["counts"]["normal/normal"] == 4 * splits["train"]["images"]
+    assert (tmp_path / "patches" / result["figures"]["patches"]).read_bytes()[:4] == b"\x89PNG"
+    loaded = mammo_cohort.load_patches(result["patches_dir"])
+    assert len(loaded["train"]) == splits["train"]["patches"]
+    patients = [set(loaded[s].patient_ids.tolist()) for s in ("train", "val", "test")]
+    assert not (patients[0] & patients[1] or patients[0] & patients[2] or patients[1] & patients[2])
+    assert main.run_job(config, str(tmp_path / "patches")) == result  # finished: skipped

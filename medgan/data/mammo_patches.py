@@ -188,3 +188,17 @@ def sample_patch_set(loaded, rules: PatchRules, *, per_lesion: int, normals_per_
                     np.stack(masks) if masks else np.zeros((0, size, size), bool),
                     np.array(kinds, np.int8), np.array(pathologies, np.int8),
                     np.array(patients), np.array(image_ids)), missed
+
+
+def save_patch_set(path: str, patches: PatchSet) -> None:
+    """One split's patches as a compressed .npz, written atomically."""
+    from medgan import fileio
+
+    with fileio.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **{field.name: getattr(patches, field.name)
+                                  for field in dataclasses.fields(PatchSet)})
+
+
+def load_patch_set(path: str) -> PatchSet:
+    with np.load(path) as npz:
+        return PatchSet(**{field.name: npz[field.name] for field in dataclasses.fields(PatchSet)})
