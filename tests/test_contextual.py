@@ -123,3 +123,38 @@ def test_a_step_is_finite_moves_both_networks_and_8_devices_equal_1():
     for a, b in zip(metrics8, metrics1):
         for key in a:
             np.testing.assert_allclose(a[key], b[key], rtol=2e-4, atol=2e-5, err_msg=key)
+
+
+def test_the_batch_stream_resumes_where_it_stopped_and_follows_the_growth_schedule():
+    images = _images(5, b=20)
+    roles = {key: np.arange(5 * k, 5 * k + 5) for k, key in enumerate(contextual_step.BATCH_KEYS)}
+    mesh = sharding.make_mesh(jax.devices()[:1])
+    stream = contextual_step.batches(images, roles, 4, mesh, 7, TINY, grow_steps=2, fade_steps=4, start_step=0)
+    first = [next(stream) for _ in range(6)]
+    resumed = next(contextual_step.batches(images, roles, 4, mesh, 7, TINY, 2, 4, start_step=3))
+    for key in contextual_step.BATCH_KEYS:
+        np.testing.assert_array_equal(np.asarray(resumed["batch"][key]), np.asarray(first[3]["batch"][key]))
+        rows = {int(np.argmax(np.all(images == x, axis=(1, 2, 3)))) for x in np.asarray(first[0]["batch"][key])}
+        assert rows <= set(roles[key].tolist())  # each role draws only its own patches
+    assert [(item["stage"], item["alpha"]) for item in first] == [(16, 1.0), (16, 1.0), (32, 0.0), (32, 0.25),
+                                                                 (32, 0.5), (32, 0.75)]
+
+
+@pytest.mark.slow
+def test_the_job_trains_each_lesion_model_and_writes_its_generator_and_samples(tmp_path):
+    from medgan import configuration, main
+
+    patches = configuration.base_config("mammo_patches")
+    patches.mammo.update(phantom_patients=8, height=256, patch=32, per_lesion=2, normals_per_image=4)
+    prepared = main.run_job(patches, str(tmp_path / "patches"))
+    config = configuration.base_config("train_contextual")
+    config.mammo.update(patch=32, patches_dir=prepared["patches_dir"])
+    config.contextual.update(lesion="removal", base_filters=4, max_filters=16, centre_filters=16,
+                             attention_resolution=8, border=3, d_filter_factor=2, global_batch_size=8,
+                             num_steps=3, grow_steps=1, fade_steps=1, checkpoint_every=3, sample_every=3,
+                             log_every=1)
+    result = main.run_job(config, str(tmp_path / "gan"))
+    assert result["steps"] == 3 and result["skipped_steps"] == 0 and result["lesion"] == "removal"
+    assert result["hyperparameters"]["g_steps"] == 1 and min(result["roles"].values()) > 0
+    assert (tmp_path / "gan" / result["samples"]).read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "gan" / "generator").is_dir() and 0 <= result["kept_after_post_processing"] <= 1

@@ -1,5 +1,7 @@
 """The study's patch rules: tissue share of normal patches, lesion offsets, augmentation, and a patch set."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,19 @@ def test_the_patches_job_cuts_every_split_once_and_reports_it(tmp_path):
     patients = [set(loaded[s].patient_ids.tolist()) for s in ("train", "val", "test")]
     assert not (patients[0] & patients[1] or patients[0] & patients[2] or patients[1] & patients[2])
     assert main.run_job(config, str(tmp_path / "patches")) == result  # finished: skipped
+
+
+def test_the_roles_of_each_lesion_model():
+    kind = np.array([0, 0, 1, 1, 2, 2], np.int8)  # normal, normal, mass, mass, calcification, calcification
+    pathology = np.array([0, 0, 1, 2, 1, 2], np.int8)  # -, -, benign, malignant, benign, malignant
+    patches = mammo_patches.PatchSet(np.zeros((6, 4, 4), np.uint8), np.zeros((6, 4, 4), bool), kind, pathology,
+                                     np.array(["p"] * 6), np.array(["i"] * 6))
+    mass = mammo_patches.contextual_roles(patches, "mass")
+    assert {k: v.tolist() for k, v in mass.items()} == {"base": [0, 1], "real": [3], "benign": [2, 4],
+                                                        "normal": [0, 1]}
+    removal = mammo_patches.contextual_roles(patches, "removal")
+    assert {k: v.tolist() for k, v in removal.items()} == {"base": [3, 5], "real": [0, 1], "benign": [2, 4],
+                                                           "normal": [3, 5]}
+    with pytest.raises(ValueError, match=r"none for the role\(s\) \['real'\] of the calcification model"):
+        mammo_patches.contextual_roles(dataclasses.replace(patches, pathology=np.array([0, 0, 1, 2, 1, 1])),
+                                       "calcification")

@@ -202,3 +202,33 @@ def save_patch_set(path: str, patches: PatchSet) -> None:
 def load_patch_set(path: str) -> PatchSet:
     with np.load(path) as npz:
         return PatchSet(**{field.name: npz[field.name] for field in dataclasses.fields(PatchSet)})
+
+
+LESION_MODELS = ("mass", "calcification", "removal")
+
+
+def contextual_roles(patches: PatchSet, lesion: str) -> dict[str, np.ndarray]:
+    """Indices of the patches that play each role in training the contextual GAN for `lesion`.
+
+    {"base": G's input, "real": what its output must pass for (class 0 of D),
+    "benign", "normal": D's auxiliary classes}. Adding a mass or a
+    calcification: normal tissue in, malignant lesions of that kind to
+    imitate, benign lesions (either kind) and normal tissue as the auxiliary
+    classes (the study's semi-supervised loss). Removal: malignant lesions of
+    either kind in, normal tissue to imitate; the auxiliary slots hold benign
+    and malignant lesions, so D learns what any lesion looks like and G must
+    leave none. An empty role is an error naming it.
+    """
+    if lesion not in LESION_MODELS:
+        raise ValueError(f"lesion {lesion!r}: one of {LESION_MODELS}")
+    normal = patches.where("normal")
+    benign = np.concatenate([patches.where("mass", "benign"), patches.where("calcification", "benign")])
+    malignant = np.concatenate([patches.where("mass", "malignant"), patches.where("calcification", "malignant")])
+    if lesion == "removal":
+        roles = {"base": malignant, "real": normal, "benign": benign, "normal": malignant}
+    else:
+        roles = {"base": normal, "real": patches.where(lesion, "malignant"), "benign": benign, "normal": normal}
+    empty = [role for role, rows in roles.items() if len(rows) == 0]
+    if empty:
+        raise ValueError(f"the training patches have none for the role(s) {empty} of the {lesion} model")
+    return {role: np.sort(rows) for role, rows in roles.items()}

@@ -37,9 +37,11 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh
 
+from medgan import sharding
 from medgan.models import contextual
 from medgan.models.contextual import ContextualSpec
 from medgan.sharding import batch_sharding, replicated
@@ -209,3 +211,66 @@ def fade_alpha(step: int, grow_step: int, fade_steps: int) -> float:
     if step < grow_step:
         return 0.0
     return 1.0 if fade_steps <= 0 else min(1.0, (step - grow_step) / fade_steps)
+
+
+def schedule(step: int, spec: ContextualSpec, grow_steps: int, fade_steps: int) -> tuple[int, float]:
+    """(stage, alpha) of the update after `step` updates: half size for `grow_steps`, then the fade, then full."""
+    if step < grow_steps:
+        return spec.resolution // 2, 1.0
+    return spec.resolution, fade_alpha(step, grow_steps, fade_steps)
+
+
+def batches(images: np.ndarray, roles: dict[str, np.ndarray], global_batch_size: int, mesh: Mesh, seed: int,
+            spec: ContextualSpec, grow_steps: int, fade_steps: int, start_step: int):
+    """The loop's batch stream from `start_step` on: items {"batch", "stage", "alpha", "step"}.
+
+    images: float32 [N, R, R, 1] in [-1, 1]. The batch of step s draws each
+    role's rows with replacement from a generator seeded by (seed, s), so a
+    resumed run reads exactly what an uninterrupted one did. Every process
+    draws the same global batch and places its own shards.
+    """
+    rows = batch_sharding(mesh)
+    step = start_step
+    while True:
+        rng = np.random.default_rng([seed, step])
+        batch = {key: sharding.global_from_host(images[rng.choice(roles[key], global_batch_size)], rows)
+                 for key in BATCH_KEYS}
+        stage, alpha = schedule(step, spec, grow_steps, fade_steps)
+        yield {"batch": batch, "stage": stage, "alpha": alpha, "step": step}
+        step += 1
+
+
+class PhasedContextualSteps:
+    """The loop's `step_fn`: each item goes to the jitted step of its stage, with its fade weight."""
+
+    def __init__(self, step: ContextualStep, rng: jax.Array, mesh: Mesh):
+        self.step, self.rng = step, sharding.replicate(rng, mesh)
+        self.stage, self.alpha = step.spec.resolution, 1.0
+
+    def __call__(self, state, item):
+        self.stage, self.alpha = item["stage"], item["alpha"]
+        return self.step(state, item["batch"], self.rng, np.float32(self.alpha), self.stage)
+
+
+def make_sampler(spec: ContextualSpec, mesh: Mesh):
+    """`sample(g_params, base [B, R, R, 1], rng, alpha, stage) -> np.ndarray [B, R, R, 3]` on every process.
+
+    Jitted once per stage, the batch sharded over `data` (B a multiple of the
+    device count); every process passes the same host `base` and gets the
+    whole output.
+    """
+    from jax.experimental import multihost_utils
+
+    repl, data = replicated(mesh), batch_sharding(mesh)
+    compiled = {}
+
+    def sample(g_params, base, rng, alpha=1.0, stage=0):
+        stage = spec.stage_of(stage)
+        if stage not in compiled:
+            compiled[stage] = jax.jit(lambda p, x, key, a: generate(spec, p, x, key, a, stage),
+                                      in_shardings=(repl, data, repl, repl), out_shardings=data)
+        out = compiled[stage](g_params, sharding.global_from_host(np.asarray(base, np.float32), data),
+                              sharding.replicate(rng, mesh), np.float32(alpha))
+        return np.asarray(multihost_utils.process_allgather(out, tiled=True))
+
+    return sample
