@@ -23,7 +23,8 @@ from medgan.models.gans import GAN_MODELS
 # Where a job's code lives (medgan/jobs/); imported lazily so `--help` and validation stay fast.
 JOBS = {name: f"medgan.jobs.{name}:run" for name in ("prepare", "train_classifier", "train_gan", "synthesize",
                                                     "audit", "benchmark", "reader_study", "mammo_patches",
-                                                    "train_contextual")}
+                                                    "train_contextual", "synthesize_lesions", "augment",
+                                                    "mammo_study")}
 
 CHEXPERT_POLICIES = ("ones", "zeros", "ignore")
 SQUARE_MODES = ("pad", "crop", "stretch")
@@ -289,6 +290,38 @@ def contextual_config() -> ml_collections.ConfigDict:
     )
 
 
+def lesion_synthesis_config() -> ml_collections.ConfigDict:
+    """Synthetic patches from trained contextual GANs (the study: 5,000 each of mass, calcification, normal)."""
+    return ml_collections.ConfigDict(
+        {
+            "gans": "",  # comma-separated train_contextual work directories (required for the job alone)
+            "per_model": 5000,  # kept (post-processed) patches per GAN
+            "global_batch_size": 16,
+        }
+    )
+
+
+def augment_config() -> ml_collections.ConfigDict:
+    """The study's GAN-augmented cancer classifier (train/augment.py): ResNet-50, Adam 1e-5, decaying share."""
+    return ml_collections.ConfigDict(
+        {
+            "p0": 0.0,  # initial share of synthetic patches
+            "decay": 0.9,  # the share is multiplied by this ...
+            "decay_every": 5000,  # ... after every this many samples
+            "validate_every": 5000,  # samples between validations (model selection on real validation patches)
+            "total_samples": 500_000,
+            "model": "resnet50",
+            "pretrained": "",  # a Keras ResNet-50 ImageNet weights file; "" = random initialisation
+            "learning_rate": 1e-5,
+            "global_batch_size": 32,
+            "synthetic": "",  # a synthesize_lesions work directory (required unless p0 = 0)
+            "baseline": "",  # a finished augment run at p0 = 0: DeLong's test against it
+            "log_every": 50,
+            "max_skipped_in_a_row": 20,
+        }
+    )
+
+
 def benchmark_config() -> ml_collections.ConfigDict:
     """What the benchmark point reports besides its stages' own settings."""
     return ml_collections.ConfigDict(
@@ -323,10 +356,19 @@ def base_config(job: str) -> ml_collections.ConfigDict:
         config.distributed = "auto"
     if job == "reader_study":
         config.reader_study = reader_study_config()
-    if job in ("mammo_patches", "train_contextual"):
+    if job in ("mammo_patches", "train_contextual", "synthesize_lesions", "augment", "mammo_study"):
         config.mammo = mammo_config()
-    if job == "train_contextual":
+    if job in ("train_contextual", "mammo_study"):
         config.contextual = contextual_config()
+    if job in ("synthesize_lesions", "mammo_study"):
+        config.lesion_synthesis = lesion_synthesis_config()
+    if job in ("augment", "mammo_study"):
+        config.augment = augment_config()
+    if job == "mammo_study":
+        # The study's table: one augmented classifier per initial share, and the GANs it needs.
+        config.mammo_study = ml_collections.ConfigDict({"p0s": "0,0.1,0.25,0.5,0.75,1",
+                                                        "lesions": "mass,calcification,removal"})
+    if job in ("train_contextual", "synthesize_lesions", "augment", "mammo_study"):
         config.distributed = "auto"
     if job == "benchmark":
         # One benchmark point: every stage reads data/fold/seed from here.
@@ -526,6 +568,19 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
                   "sample_every", "max_skipped_in_a_row")],
     *[(f"contextual.{key}", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer")
       for key in ("border", "g_steps", "grow_steps", "fade_steps")],
+    *[(f"lesion_synthesis.{key}", lambda v: isinstance(v, int) and v >= 1, "a positive integer")
+      for key in ("per_model", "global_batch_size")],
+    ("augment.p0", lambda v: 0 <= v <= 1, "a share in [0, 1]"),
+    ("augment.decay", lambda v: 0 < v <= 1, "a factor in (0, 1]"),
+    ("augment.model", lambda v: v in CLASSIFIERS, f"one of {tuple(CLASSIFIERS)}"),
+    ("augment.learning_rate", lambda v: v > 0, "a positive number"),
+    *[(f"augment.{key}", lambda v: isinstance(v, int) and v >= 1, "a positive integer")
+      for key in ("decay_every", "validate_every", "total_samples", "global_batch_size", "log_every",
+                  "max_skipped_in_a_row")],
+    ("mammo_study.p0s", lambda v: bool(v) and all(0 <= float(p) <= 1 for p in v.split(",")),
+     "comma-separated shares in [0, 1]"),
+    ("mammo_study.lesions", lambda v: bool(v) and set(v.split(",")) <= {"mass", "calcification", "removal"},
+     "comma-separated lesion models: mass, calcification, removal"),
     ("benchmark.level", lambda v: 0 < v < 1, "a number in (0, 1)"),
     ("benchmark.report_samples", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("distributed", lambda v: v in ("auto", "force", "off"), "one of ('auto', 'force', 'off')"),
@@ -581,7 +636,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 # Every global batch a job's config may set; each is sharded over the mesh's `data` axis.
 _BATCH_KEYS = ("classifier.global_batch_size", "gan.global_batch_size", "synthesize.global_batch_size",
-               "audit.global_batch_size", "contextual.global_batch_size")
+               "audit.global_batch_size", "contextual.global_batch_size", "lesion_synthesis.global_batch_size",
+               "augment.global_batch_size")
 
 
 def check_devices(config: ml_collections.ConfigDict, device_count: int) -> None:

@@ -43,7 +43,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
               "total": sum(s["patches"] for s in report["splits"].values()),
               "figures": {"patches": os.path.relpath(figure, workdir)}}
     fileio.write_json(os.path.join(workdir, RESULT_FILE), result)
-    console.summary({split: f"{s['patches']} patches from {s['images']} images of {s['patients']} patients"
-                     for split, s in report["splits"].items()} | {"picture": figure},
-                    title="mammography patches:")
+    if not console.in_stage():
+        console.summary({split: f"{s['patches']} patches from {s['images']} images of {s['patients']} patients"
+                         for split, s in report["splits"].items()} | {"picture": figure},
+                        title="mammography patches:")
     return result

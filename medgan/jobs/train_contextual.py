@@ -29,9 +29,10 @@ import ml_collections
 import numpy as np
 
 from medgan import console, fileio, sharding, visualize
-from medgan.data import lesions, mammo_cohort, mammo_patches
+from medgan.data import mammo_cohort, mammo_patches
 from medgan.jobs import common
 from medgan.models.contextual import COMBINED, INPUT, LESION, ContextualSpec
+from medgan.study import mammo
 from medgan.train import checkpoints, contextual_step, loop
 from medgan.workdir import GENERATOR_DIR, PREEMPTED, RESULT_FILE, SAMPLES_DIR
 
@@ -53,12 +54,6 @@ def hyperparameters_of(config: ml_collections.ConfigDict) -> contextual_step.Con
         dragan_lambda=c.dragan_lambda, aux_weight=c.aux_weight,
         g_steps=c.g_steps or (2 if c.lesion == "mass" else 1),
         target_class=0)
-
-
-def post_process(out: np.ndarray, lesion: str, patch: int) -> lesions.PostProcessed:
-    """The study's post-processing of G's output [B, R, R, 3], its 5 px / 10 px scaled from 256 px patches."""
-    return lesions.post_process(out[..., LESION], out[..., INPUT], negative=lesion == "removal",
-                                dilate_px=max(1, round(5 * patch / 256)), smooth_px=10 * patch / 256)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -143,7 +138,7 @@ class SampleGrid:
 
     def __call__(self, step: int, g_params) -> str:
         out = self.sampler(g_params, self.base, self.key, self.steps.alpha, self.steps.stage)
-        processed = post_process(out, self.lesion, self.patch)
+        processed = mammo.post_process(out, self.lesion, self.patch)
         self.kept_share = float(processed.kept.mean())
         path = os.path.join(self.directory, f"step_{step:07d}.png")
         if jax.process_index() == 0:
