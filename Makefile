@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= work/demo
 
-.PHONY: demo test test-fast lint test-cluster browser venv clean
+.PHONY: demo mammo test test-fast lint test-cluster browser venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): setup.py
 
 demo: $(STAMP)
 	@$(PY) -m medgan.main --config=configs/demo.py --workdir=$(WORKDIR)
+
+# The mammography study (contextual lesion GAN, GAN-augmented cancer classification) at CPU size.
+mammo: $(STAMP)
+	@$(PY) -m medgan.main --config=configs/mammo_demo.py --workdir=work/mammo
 
 # Two pytest workers (pytest-xdist): much of the suite is XLA compiling, which runs on one core.
 # --dist loadfile keeps a module's tests, and so its module fixtures, in one worker.
