@@ -48,8 +48,9 @@ def _release(mammo: ml_collections.ConfigDict, directory: str) -> str:
     if not any(os.path.exists(os.path.join(root, name)) for name in cbis_ddsm.CSV_FILES):
         mammograms = mammo_full.sample_mammograms(mammo.phantom_patients, mammo.phantom_seed)
         logging.info("writing %d phantom mammograms as a CBIS-DDSM release in %s", len(mammograms), root)
-        cbis_layout.write_cbis_ddsm_layout(root, mammograms, mammo.height, mammo.phantom_seed,
-                                           conspicuity=mammo.phantom_conspicuity)
+        with console.Progress(len(mammograms), "write phantom mammograms", unit="images") as progress:
+            cbis_layout.write_cbis_ddsm_layout(root, mammograms, mammo.height, mammo.phantom_seed,
+                                               conspicuity=mammo.phantom_conspicuity, on_image=progress.update)
     return root
 
 

@@ -65,17 +65,18 @@ def _save(root: Path, relative: str, ds) -> None:
 
 def write_cbis_ddsm_layout(root, mammograms: Sequence[Mammogram], height: int, seed: int, *,
                            test_fraction: float = 0.2, conspicuity: float = 1.0,
-                           misfiled_mask_fraction: float = 0.1) -> list[dict]:
+                           misfiled_mask_fraction: float = 0.1, on_image=None) -> list[dict]:
     """Writes the mammograms as a CBIS-DDSM release under `root`; returns one dict per abnormality row written.
 
     Each dict has the row's image_id ("P_00001_LEFT_CC"), kind, pathology
     ("malignant" / "benign"), abnormality_id, split and whether its mask
-    path was misfiled (names the cropped image).
+    path was misfiled (names the cropped image). `on_image(n)` is called
+    after the n-th mammogram is written (a progress bar).
     """
     root = Path(root)
     rows: dict[str, list[list[str]]] = {}
     written = []
-    for mammogram in mammograms:
+    for done, mammogram in enumerate(mammograms, start=1):
         r = _rng("cbis", seed, mammogram.image_id)
         split_draw = _rng("cbis", seed, "split", mammogram.patient_id).random()
         split, folder_split = ("test", "Test") if split_draw < test_fraction else ("train", "Training")
@@ -112,6 +113,8 @@ def write_cbis_ddsm_layout(root, mammograms: Sequence[Mammogram], height: int, s
             written.append({"image_id": mammogram.image_id, "kind": lesion.kind, "abnormality_id": number,
                             "pathology": "malignant" if malignant else "benign", "split": split,
                             "misfiled_mask": misfiled})
+        if on_image is not None:
+            on_image(done)
     for name, name_rows in sorted(rows.items()):
         columns = MASS_COLUMNS if name.startswith("mass") else CALC_COLUMNS
         with fileio.atomic_path(root / name) as temp, open(temp, "w", newline="", encoding="utf-8") as f:
