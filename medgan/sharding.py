@@ -54,6 +54,29 @@ def global_from_host(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
+def host_map(fn, rows: np.ndarray, mesh: Mesh, global_batch_size: int) -> np.ndarray:
+    """fn over `rows` [N, ...] (a host array every process holds) in global batches; the outputs on every process.
+
+    fn maps a global batch [B, ...] sharded over `data` (B = global_batch_size,
+    a multiple of the device count) to an array whose leading axis is the
+    batch. The last batch is padded with zeros and its padding dropped, so
+    the result is [N, ...] in the order of `rows`.
+    """
+    from jax.experimental import multihost_utils
+
+    rows = np.asarray(rows)
+    outputs = []
+    for start in range(0, len(rows), global_batch_size):
+        chunk = rows[start:start + global_batch_size]
+        padded = np.zeros((global_batch_size, *rows.shape[1:]), rows.dtype)
+        padded[:len(chunk)] = chunk
+        out = fn(global_from_host(padded, batch_sharding(mesh)))
+        outputs.append(np.asarray(multihost_utils.process_allgather(out, tiled=True))[:len(chunk)])
+    if not outputs:
+        raise ValueError("host_map: no rows")
+    return np.concatenate(outputs)
+
+
 def replicate(value, mesh: Mesh) -> jax.Array:
     """A full copy on every device of every process, from a value each process holds in full.
 

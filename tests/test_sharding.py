@@ -1,6 +1,7 @@
 """Mesh, shardings and the multi-process start-up decision."""
 
 import jax
+import numpy as np
 import pytest
 from jax.sharding import AxisType, PartitionSpec as P
 
@@ -78,3 +79,18 @@ def test_a_slurm_task_bound_to_one_gpu_initialises_with_that_gpu(monkeypatch):
     monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
     assert sharding.initialize_distributed() is True
     assert calls == [{"local_device_ids": [0]}]
+
+
+def test_host_map_runs_any_number_of_rows_in_padded_global_batches():
+    mesh = sharding.make_mesh()
+    rows = np.arange(21, dtype=np.float32).reshape(21, 1)
+    seen = []
+
+    def double(batch):
+        seen.append(batch.shape)
+        return batch * 2
+
+    np.testing.assert_array_equal(sharding.host_map(double, rows, mesh, 8), rows * 2)
+    assert seen == [(8, 1)] * 3  # 21 rows: two full batches and one padded
+    with pytest.raises(ValueError, match="no rows"):
+        sharding.host_map(double, rows[:0], mesh, 8)

@@ -25,7 +25,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from medgan import configuration, console, fileio, visualize
+from medgan import configuration, console, fileio, sharding, visualize
 from medgan.data import mammo_cohort, mammo_patches
 from medgan.eval import embedding
 from medgan.eval.features import load_feature_extractor, load_logits
@@ -169,10 +169,6 @@ def _evaluate(config, workdir: str, mesh, patches_dir: str, gan_dirs: list[str],
 def _tsne(features_fn, val: mammo_patches.PatchSet, synthetic: mammo_patches.PatchSet, mesh, batch: int,
           path: str, seed: int) -> dict:
     """The paper's Fig. 4: the baseline's last features of normal, real lesion and synthetic lesion patches."""
-    from jax.experimental import multihost_utils
-
-    from medgan import sharding
-
     rng = np.random.default_rng(seed)
     groups = {"normal (real)": val.images[val.where("normal")],
               "malignant lesion (real)": val.images[np.concatenate([val.where("mass", "malignant"),
@@ -185,15 +181,8 @@ def _tsne(features_fn, val: mammo_patches.PatchSet, synthetic: mammo_patches.Pat
             chosen = rng.choice(len(group), min(TSNE_POINTS, len(group)), replace=False)
             images.append(group[chosen])
             names += [name] * len(chosen)
-    images = mammo_cohort.to_model(np.concatenate(images))
-    rows, features = sharding.batch_sharding(mesh), []
-    for start in range(0, len(images), batch):
-        padded = np.zeros((batch, *images.shape[1:]), np.float32)
-        chunk = images[start:start + batch]
-        padded[:len(chunk)] = chunk
-        out = multihost_utils.process_allgather(features_fn(sharding.global_from_host(padded, rows)), tiled=True)
-        features.append(np.asarray(out)[:len(chunk)])
-    points = embedding.embed_2d(np.concatenate(features), seed=seed)
+    features = sharding.host_map(features_fn, mammo_cohort.to_model(np.concatenate(images)), mesh, batch)
+    points = embedding.embed_2d(features, seed=seed)
     names = np.array(names)
     is_synthetic = np.char.endswith(names, "(synthetic)")
     if jax.process_index() == 0:

@@ -69,7 +69,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state = contextual_step.create_state(spec, hp, init_key, mesh)
     steps = contextual_step.PhasedContextualSteps(contextual_step.ContextualStep(spec, hp, mesh), step_key, mesh)
     images = mammo_cohort.to_model(train.images)
-    grids = SampleGrid(config, workdir, val, steps, contextual_step.make_sampler(spec, mesh), sample_key)
+    sampler = contextual_step.make_sampler(spec, mesh, cfg.global_batch_size)
+    grids = SampleGrid(config, workdir, val, steps, sampler, sample_key)
     start = time.perf_counter()
     outcome = loop.train_loop(
         workdir=workdir, state=state, step_fn=steps,

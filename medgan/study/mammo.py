@@ -59,7 +59,7 @@ def synthesize_patches(gan_dirs: list[str], train: mammo_patches.PatchSet, per_m
     report = {}
     for gan_dir in gan_dirs:
         spec, params, lesion = load_generator(gan_dir, mesh)
-        sample = contextual_step.make_sampler(spec, mesh)
+        sample = contextual_step.make_sampler(spec, mesh, global_batch_size)
         roles = mammo_patches.contextual_roles(train, lesion)
         kind = "normal" if lesion == "removal" else lesion
         pathology = "normal" if lesion == "removal" else "malignant"
@@ -132,19 +132,12 @@ def markdown_table(rows: list[dict]) -> list[str]:
 
 def classifier_scores(logits_fn, images: np.ndarray, mesh, global_batch_size: int) -> np.ndarray:
     """sigmoid(logits) [N] of images [N, R, R, 1] by a jitted `eval/features.load_logits` function, in order."""
-    from jax.experimental import multihost_utils
-
     from medgan import sharding
 
-    rows = sharding.batch_sharding(mesh)
-    out = []
-    for start in range(0, len(images), global_batch_size):
-        chunk = images[start:start + global_batch_size]
-        padded = np.zeros((global_batch_size, *images.shape[1:]), np.float32)
-        padded[:len(chunk)] = chunk
-        logits = multihost_utils.process_allgather(logits_fn(sharding.global_from_host(padded, rows)), tiled=True)
-        out.append(1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)[:len(chunk), 0])))
-    return np.concatenate(out) if out else np.zeros(0)
+    if len(images) == 0:
+        return np.zeros(0)
+    logits = sharding.host_map(logits_fn, images.astype(np.float32), mesh, global_batch_size)[:, 0]
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
 
 def lesion_effect(gan_dir: str, logits_fn, test: mammo_patches.PatchSet, mesh, *, seed: int, count: int,
@@ -158,19 +151,13 @@ def lesion_effect(gan_dir: str, logits_fn, test: mammo_patches.PatchSet, mesh, *
     [n, R, R] before and after) for a picture.
     """
     spec, params, lesion = load_generator(gan_dir, mesh)
-    sample = contextual_step.make_sampler(spec, mesh)
+    sample = contextual_step.make_sampler(spec, mesh, global_batch_size)
     roles = mammo_patches.contextual_roles(test, lesion) if lesion == "removal" else {
         "base": test.where("normal")}
     rng = np.random.default_rng(seed)
     chosen = rng.choice(roles["base"], min(count, len(roles["base"])), replace=False)
     base = test.images[chosen].astype(np.float32)[..., None] / 127.5 - 1.0
-    outs = []
-    for start in range(0, len(base), global_batch_size):
-        chunk = base[start:start + global_batch_size]
-        padded = np.zeros((global_batch_size, *base.shape[1:]), np.float32)
-        padded[:len(chunk)] = chunk
-        outs.append(sample(params, padded, jax.random.fold_in(jax.random.key(seed), start))[:len(chunk)])
-    processed = post_process(np.concatenate(outs), lesion, spec.resolution)
+    processed = post_process(sample(params, base, jax.random.key(seed)), lesion, spec.resolution)
     kept = processed.kept
     before = classifier_scores(logits_fn, base[kept], mesh, global_batch_size)
     after = classifier_scores(logits_fn, processed.combined[kept][..., None], mesh, global_batch_size)

@@ -71,20 +71,7 @@ def batches(real: dict[str, np.ndarray], synthetic: dict[str, np.ndarray], *, p0
 
 
 def score_arrays(evaluate, state, images: np.ndarray, mesh: Mesh, global_batch_size: int) -> np.ndarray:
-    """Scores [N] of images [N, R, R, 1] by `classifier_step.eval_step` (jitted), in their order, on every process.
-
-    The last batch is padded with zeros and its padding dropped.
-    """
-    from jax.experimental import multihost_utils
-
-    rows = sharding.batch_sharding(mesh)
-    out = []
-    for start in range(0, len(images), global_batch_size):
-        chunk = images[start:start + global_batch_size]
-        padded = np.zeros((global_batch_size, *images.shape[1:]), np.float32)
-        padded[:len(chunk)] = chunk
-        batch = {"image": sharding.global_from_host(padded, rows),
-                 "labels": sharding.global_from_host(np.zeros((global_batch_size, 1), np.float32), rows)}
-        scores = multihost_utils.process_allgather(evaluate(state, batch)["scores"], tiled=True)
-        out.append(np.asarray(scores)[:len(chunk), 0])
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    """Scores [N] of images [N, R, R, 1] by `classifier_step.eval_step` (jitted), in their order, on every process."""
+    labels = sharding.global_from_host(np.zeros((global_batch_size, 1), np.float32), sharding.batch_sharding(mesh))
+    return sharding.host_map(lambda batch: evaluate(state, {"image": batch, "labels": labels})["scores"],
+                             images.astype(np.float32), mesh, global_batch_size)[:, 0]

@@ -252,25 +252,25 @@ class PhasedContextualSteps:
         return self.step(state, item["batch"], self.rng, np.float32(self.alpha), self.stage)
 
 
-def make_sampler(spec: ContextualSpec, mesh: Mesh):
-    """`sample(g_params, base [B, R, R, 1], rng, alpha, stage) -> np.ndarray [B, R, R, 3]` on every process.
+def make_sampler(spec: ContextualSpec, mesh: Mesh, global_batch_size: int):
+    """`sample(g_params, base [N, R, R, 1], rng, alpha, stage) -> np.ndarray [N, R, R, 3]` on every process.
 
-    Jitted once per stage, the batch sharded over `data` (B a multiple of the
-    device count); every process passes the same host `base` and gets the
-    whole output.
+    Jitted once per stage; `base` (a host array every process holds, any N)
+    goes through in global batches of `global_batch_size` sharded over `data`
+    (`sharding.host_map`). Batch b draws its scalars from fold_in(rng, b).
     """
-    from jax.experimental import multihost_utils
-
-    repl, data = replicated(mesh), batch_sharding(mesh)
+    repl = replicated(mesh)
     compiled = {}
 
     def sample(g_params, base, rng, alpha=1.0, stage=0):
         stage = spec.stage_of(stage)
         if stage not in compiled:
             compiled[stage] = jax.jit(lambda p, x, key, a: generate(spec, p, x, key, a, stage),
-                                      in_shardings=(repl, data, repl, repl), out_shardings=data)
-        out = compiled[stage](g_params, sharding.global_from_host(np.asarray(base, np.float32), data),
-                              sharding.replicate(rng, mesh), np.float32(alpha))
-        return np.asarray(multihost_utils.process_allgather(out, tiled=True))
+                                      in_shardings=(repl, batch_sharding(mesh), repl, repl),
+                                      out_shardings=batch_sharding(mesh))
+        rng, counter = sharding.replicate(rng, mesh), iter(range(len(base)))
+        return sharding.host_map(
+            lambda batch: compiled[stage](g_params, batch, jax.random.fold_in(rng, next(counter)), np.float32(alpha)),
+            np.asarray(base, np.float32), mesh, global_batch_size)
 
     return sample
