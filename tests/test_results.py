@@ -48,3 +48,17 @@ def test_every_row_is_the_committed_results_json(row):
         fmt.interval(*result["synthetic"]["mean_auc_ci"]),
     ]
     assert cells[: len(expected)] == expected
+
+
+MAMMO_RESULT = os.path.join(REPO, "results", "mammo_demo", "results.json")
+
+
+def test_the_mammography_table_is_the_committed_study_result():
+    from medgan.study import mammo
+
+    with open(MAMMO_RESULT) as f:
+        result = json.load(f)
+    with open(RESULTS_MD) as f:
+        page = f.read().splitlines()
+    for line in mammo.markdown_table(result["table"]):
+        assert line in page, f"RESULTS.md lacks the mammography table row {line!r} of {MAMMO_RESULT}"
