@@ -207,6 +207,15 @@ def load_patch_set(path: str) -> PatchSet:
 LESION_MODELS = ("mass", "calcification", "removal")
 
 
+def generator_inputs(patches: PatchSet, lesion: str) -> np.ndarray:
+    """Indices of the patches a contextual GAN for `lesion` edits: normal tissue, or malignant lesions to remove."""
+    if lesion not in LESION_MODELS:
+        raise ValueError(f"lesion {lesion!r}: one of {LESION_MODELS}")
+    if lesion == "removal":
+        return np.sort(np.concatenate([patches.where(kind, "malignant") for kind in ("mass", "calcification")]))
+    return patches.where("normal")
+
+
 def contextual_roles(patches: PatchSet, lesion: str) -> dict[str, np.ndarray]:
     """Indices of the patches that play each role in training the contextual GAN for `lesion`.
 
@@ -219,15 +228,13 @@ def contextual_roles(patches: PatchSet, lesion: str) -> dict[str, np.ndarray]:
     and malignant lesions, so D learns what any lesion looks like and G must
     leave none. An empty role is an error naming it.
     """
-    if lesion not in LESION_MODELS:
-        raise ValueError(f"lesion {lesion!r}: one of {LESION_MODELS}")
+    base = generator_inputs(patches, lesion)
     normal = patches.where("normal")
     benign = np.concatenate([patches.where("mass", "benign"), patches.where("calcification", "benign")])
-    malignant = np.concatenate([patches.where("mass", "malignant"), patches.where("calcification", "malignant")])
     if lesion == "removal":
-        roles = {"base": malignant, "real": normal, "benign": benign, "normal": malignant}
+        roles = {"base": base, "real": normal, "benign": benign, "normal": base}
     else:
-        roles = {"base": normal, "real": patches.where(lesion, "malignant"), "benign": benign, "normal": normal}
+        roles = {"base": base, "real": patches.where(lesion, "malignant"), "benign": benign, "normal": normal}
     empty = [role for role, rows in roles.items() if len(rows) == 0]
     if empty:
         raise ValueError(f"the training patches have none for the role(s) {empty} of the {lesion} model")

@@ -126,9 +126,8 @@ class SampleGrid:
 
     def __init__(self, config, workdir: str, val: mammo_patches.PatchSet, steps, sampler, key):
         cfg = config.contextual
-        role = "base"
-        rows = mammo_patches.contextual_roles(val, cfg.lesion)[role] if _has_roles(val, cfg.lesion) else \
-            np.arange(len(val))
+        rows = mammo_patches.generator_inputs(val, cfg.lesion)
+        rows = rows if len(rows) else np.arange(len(val))  # a tiny cohort's validation split may lack them
         chosen = np.random.default_rng(config.seed).choice(rows, cfg.global_batch_size, replace=len(rows) <
                                                             cfg.global_batch_size)
         self.base = mammo_cohort.to_model(val.images[chosen])
@@ -157,10 +156,3 @@ class SampleGrid:
         if step % self.every == 0:
             self(step, state.g_params)
 
-
-def _has_roles(patches: mammo_patches.PatchSet, lesion: str) -> bool:
-    try:
-        mammo_patches.contextual_roles(patches, lesion)
-    except ValueError:
-        return False
-    return True

@@ -152,10 +152,8 @@ def lesion_effect(gan_dir: str, logits_fn, test: mammo_patches.PatchSet, mesh, *
     """
     spec, params, lesion = load_generator(gan_dir, mesh)
     sample = contextual_step.make_sampler(spec, mesh, global_batch_size)
-    roles = mammo_patches.contextual_roles(test, lesion) if lesion == "removal" else {
-        "base": test.where("normal")}
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(roles["base"], min(count, len(roles["base"])), replace=False)
+    rows = mammo_patches.generator_inputs(test, lesion)
+    chosen = np.random.default_rng(seed).choice(rows, min(count, len(rows)), replace=False)
     base = test.images[chosen].astype(np.float32)[..., None] / 127.5 - 1.0
     processed = post_process(sample(params, base, jax.random.key(seed)), lesion, spec.resolution)
     kept = processed.kept
