@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh
+from jax.sharding import Mesh, PartitionSpec as P
 
 from medgan import sharding
 
@@ -97,9 +97,8 @@ def _tiles(arrays: tuple[np.ndarray, ...], mesh: Mesh, tile: int):
         yield start, valid, [sharding.global_from_host(_padded(x[start : start + valid], tile), whole) for x in arrays]
 
 
-@functools.partial(jax.jit, static_argnames=("k", "metric"), donate_argnums=(0, 1))
-def _merge_tile(best_score, best_index, queries, tile, tile_sqnorm, offset, valid, *, k, metric):
-    """Merges one reference tile into the running k best of a query block.
+def _merge_local(best_score, best_index, queries, tile, tile_sqnorm, offset, valid, *, k, metric):
+    """Merges one reference tile into the running k best of this device's rows of a query block.
 
     best_score, best_index [q, k]: larger score = nearer (cos, or 2 q.r - |r|^2
     for L2, which orders references as -|q - r|^2 does); queries [q, D];
@@ -113,6 +112,21 @@ def _merge_tile(best_score, best_index, queries, tile, tile_sqnorm, offset, vali
     merged_score, position = jax.lax.top_k(jnp.concatenate([best_score, score], axis=1), k)
     merged_index = jnp.take_along_axis(jnp.concatenate([best_index, index], axis=1), position, axis=1)
     return merged_score, merged_index
+
+
+@functools.cache
+def _merge_tile(mesh: Mesh, k: int, metric: str):
+    """`_merge_local` on every device's rows at once, jitted; the running best are donated.
+
+    Each device merges its own query rows (shard_map): left to the SPMD
+    partitioner, XLA gathers the whole block onto every device before its
+    TopK, a collective per tile and block that buys nothing and, with many
+    blocks in flight on a CPU's few threads, can deadlock.
+    """
+    rows, whole = P(sharding.DATA_AXIS), P()
+    local = jax.shard_map(functools.partial(_merge_local, k=k, metric=metric), mesh=mesh,
+                          in_specs=(rows, rows, rows, whole, whole, whole, whole), out_specs=(rows, rows))
+    return jax.jit(local, donate_argnums=(0, 1))
 
 
 def nearest_neighbours(
@@ -149,9 +163,10 @@ def nearest_neighbours(
         )
         for _ in blocks
     ]
+    merge = _merge_tile(mesh, k, metric)
     for start, valid, (tile, sqnorm) in _tiles((references, reference_sqnorm), mesh,
                                                min(reference_tile, len(references))):
-        best = [_merge_tile(*state, block, tile, sqnorm, np.int32(start), np.int32(valid), k=k, metric=metric)
+        best = [merge(*state, block, tile, sqnorm, np.int32(start), np.int32(valid))
                 for state, (block,) in zip(best, blocks)]
     score = np.concatenate([_to_host(s) for s, _ in best])[: len(queries)].astype(np.float64)
     index = np.concatenate([_to_host(i) for _, i in best])[: len(queries)].astype(np.int64)
