@@ -207,9 +207,9 @@ def nearest_over_views(views: list[np.ndarray], references: np.ndarray, k: int, 
                       np.take_along_axis(indices, chosen, 1))
 
 
-@jax.jit
-def _count_tile(counts, queries, query_sqnorm, query_valid, centres, centre_sqnorm, radii, valid):
-    """Adds, per query, how many centres' balls hold it; returns (counts [q], per centre whether a query is inside [t]).
+def _count_local(counts, queries, query_sqnorm, query_valid, centres, centre_sqnorm, radii, valid):
+    """Adds, per query, how many centres' balls hold it; returns (counts [q], per centre whether one of this
+    device's queries is inside [1, t]).
 
     queries [q, D] with query_sqnorm and query_valid [q] (False: padding);
     centres [t, D] with centre_sqnorm and radii [t], rows >= valid padding.
@@ -217,7 +217,16 @@ def _count_tile(counts, queries, query_sqnorm, query_valid, centres, centre_sqno
     squared = query_sqnorm[:, None] + centre_sqnorm[None, :] - 2.0 * jnp.dot(
         queries, centres.T, precision=jax.lax.Precision.HIGHEST)  # [q, t]
     inside = (squared <= (radii**2)[None, :]) & (jnp.arange(centres.shape[0]) < valid)[None, :] & query_valid[:, None]
-    return counts + jnp.sum(inside, axis=1, dtype=jnp.int32), jnp.any(inside, axis=0)
+    return counts + jnp.sum(inside, axis=1, dtype=jnp.int32), jnp.any(inside, axis=0)[None]
+
+
+@functools.cache
+def _count_tile(mesh: Mesh):
+    """`_count_local` on every device's rows at once, jitted, with no collective (see `_merge_tile`): the
+    per-device "any query inside" rows [devices, t] are combined on the host."""
+    rows, whole = P(sharding.DATA_AXIS), P()
+    return jax.jit(jax.shard_map(_count_local, mesh=mesh, in_specs=(rows, rows, rows, rows, whole, whole, whole, whole),
+                                 out_specs=(rows, rows)))
 
 
 def count_within(
@@ -246,11 +255,12 @@ def count_within(
     counts = [sharding.global_from_host(np.zeros(query_block, np.int32), sharding.batch_sharding(mesh))
               for _ in blocks]
     covered = np.zeros(len(centres), bool)
+    count = _count_tile(mesh)
     for start, valid, tile in _tiles((centres, centre_sqnorm, radii), mesh, min(centre_tile, len(centres))):
         hits = []
         for i, block in enumerate(blocks):
-            counts[i], hit = _count_tile(counts[i], *block, *tile, np.int32(valid))
+            counts[i], hit = count(counts[i], *block, *tile, np.int32(valid))
             hits.append(hit)
-        covered[start : start + valid] = np.any(np.stack([_to_host(h) for h in hits]), axis=0)[:valid]
+        covered[start : start + valid] = np.any(np.stack([_to_host(h) for h in hits]), axis=(0, 1))[:valid]
     inside = np.concatenate([_to_host(c) for c in counts])[: len(queries)]
     return inside.astype(np.int64), covered
