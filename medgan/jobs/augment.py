@@ -30,7 +30,7 @@ from medgan import console, fileio, report_format as fmt, sharding
 from medgan.data import mammo_cohort
 from medgan.eval import auc
 from medgan.jobs import common, synthesize_lesions
-from medgan.models import classifiers, keras_weights
+from medgan.models import classifiers
 from medgan.study import mammo
 from medgan.train import augment, checkpoints, classifier_step, loop, state as state_lib
 from medgan.workdir import PARAMS_DIR, PREEMPTED, RESULT_FILE, SCORES_FILE
@@ -54,10 +54,7 @@ def _classifier(cfg: ml_collections.ConfigDict, size: int, mesh, seed: int):
     state = state_lib.create_classifier_state(model, state_lib.adam(cfg.learning_rate), init_key,
                                               (1, size, size, 1), mesh)
     if cfg.pretrained:
-        current = {"params": state.params, "batch_stats": state.batch_stats}
-        loaded = keras_weights.load_keras_weights(cfg.pretrained, model, current)
-        loaded = jax.tree.map(lambda new, old: old if new is old else sharding.replicate(new, mesh), loaded, current)
-        state = state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
+        state = state_lib.with_keras_weights(state, model, cfg.pretrained, mesh)
     return description, state, step_key
 
 

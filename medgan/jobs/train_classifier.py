@@ -25,7 +25,7 @@ from medgan.data import builders, cohorts, pipeline
 from medgan.eval import auc
 from medgan.eval.scoring import SplitScorer
 from medgan.jobs import common
-from medgan.models import classifiers, keras_weights
+from medgan.models import classifiers
 from medgan.train import checkpoints, classifier_step, loop, state as state_lib
 from medgan.workdir import PARAMS_DIR, PREEMPTED, RESULT_FILE, SCORES_FILE
 
@@ -116,12 +116,9 @@ def _pretrained(cfg: ml_collections.ConfigDict, model, state: state_lib.Classifi
                 "classifier.pretrained to Keras' densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5 "
                 "(README.md)", cfg.model, cfg.input_size)
         return state
-    current = {"params": state.params, "batch_stats": state.batch_stats}
-    loaded = keras_weights.load_keras_weights(cfg.pretrained, model, current)
-    # Loaded leaves are host arrays every process read in full; the head keeps its initialised (replicated) array.
-    loaded = jax.tree.map(lambda new, old: old if new is old else sharding.replicate(new, mesh), loaded, current)
+    state = state_lib.with_keras_weights(state, model, cfg.pretrained, mesh)
     logging.info("classifier feature extractor loaded from %s", cfg.pretrained)
-    return state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
+    return state
 
 
 def _fit(config, workdir: str, mesh, data: cohorts.TrainingData, class_names, state, train, evaluate,

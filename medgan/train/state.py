@@ -90,6 +90,23 @@ def create_classifier_state(
     return jax.jit(init, out_shardings=replicated(mesh))(rng)
 
 
+def with_keras_weights(state: ClassifierState, model: flax.linen.Module, path: str, mesh: Mesh) -> ClassifierState:
+    """state with the feature extractor of a Keras weights file (head and optimiser untouched), replicated on `mesh`.
+
+    Adam's moments are zeros whatever the parameters, so replacing the
+    parameters after initialisation equals initialising with them. Loaded
+    leaves are host arrays every process read in full; the head keeps its
+    initialised (replicated) array.
+    """
+    from medgan import sharding
+    from medgan.models import keras_weights
+
+    current = {"params": state.params, "batch_stats": state.batch_stats}
+    loaded = keras_weights.load_keras_weights(path, model, current)
+    loaded = jax.tree.map(lambda new, old: old if new is old else sharding.replicate(new, mesh), loaded, current)
+    return state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
+
+
 def learning_rate(state: ClassifierState) -> jax.Array:
     """The current learning rate, float32 [] (an `inject_hyperparams` optimiser is required)."""
     return _hyperparams(state.opt_state)["learning_rate"]
