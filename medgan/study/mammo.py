@@ -16,8 +16,8 @@ import os
 import jax
 import numpy as np
 
-from medgan import fileio, report_format as fmt
-from medgan.data import lesions, mammo_patches
+from medgan import fileio, report_format as fmt, visualize
+from medgan.data import lesions, mammo_cohort, mammo_patches
 from medgan.eval import auc
 from medgan.models.contextual import INPUT, LESION, ContextualGenerator, ContextualSpec
 from medgan.train import checkpoints, contextual_step
@@ -68,13 +68,13 @@ def synthesize_patches(gan_dirs: list[str], train: mammo_patches.PatchSet, per_m
         batches = 0
         while kept < per_model and batches < max_rounds * -(-per_model // global_batch_size):
             chosen = rng.choice(roles["base"], global_batch_size)
-            base = train.images[chosen].astype(np.float32)[..., None] / 127.5 - 1.0
+            base = mammo_cohort.to_model(train.images[chosen])
             out = sample(params, base, jax.random.fold_in(jax.random.key(seed), 1000 * len(report) + batches))
             processed = post_process(out, lesion, spec.resolution)
             batches += 1
             made += global_batch_size
             for n in np.nonzero(processed.kept)[0][: per_model - kept]:
-                images.append(np.clip(np.round((processed.combined[n] + 1.0) * 127.5), 0, 255).astype(np.uint8))
+                images.append(visualize.to_uint8(processed.combined[n]))
                 masks.append(np.abs(processed.lesion[n]) > 0.05)
                 kinds.append(mammo_patches.KINDS.index(kind))
                 pathologies.append(mammo_patches.PATHOLOGIES.index(pathology))
@@ -154,15 +154,15 @@ def lesion_effect(gan_dir: str, logits_fn, test: mammo_patches.PatchSet, mesh, *
     sample = contextual_step.make_sampler(spec, mesh, global_batch_size)
     rows = mammo_patches.generator_inputs(test, lesion)
     chosen = np.random.default_rng(seed).choice(rows, min(count, len(rows)), replace=False)
-    base = test.images[chosen].astype(np.float32)[..., None] / 127.5 - 1.0
+    base = mammo_cohort.to_model(test.images[chosen])
     processed = post_process(sample(params, base, jax.random.key(seed)), lesion, spec.resolution)
     kept = processed.kept
     before = classifier_scores(logits_fn, base[kept], mesh, global_batch_size)
     after = classifier_scores(logits_fn, processed.combined[kept][..., None], mesh, global_batch_size)
-    to_uint8 = lambda x: np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
     return {"lesion": lesion, "patches": int(len(base)), "kept": int(kept.sum()),
             "mean_before": float(before.mean()) if len(before) else None,
             "mean_after": float(after.mean()) if len(after) else None,
             "rose": float(np.mean(after > before)) if len(before) else None,
-            "before_images": to_uint8(base[kept][..., 0]), "after_images": to_uint8(processed.combined[kept]),
+            "before_images": visualize.to_uint8(base[kept][..., 0]),
+            "after_images": visualize.to_uint8(processed.combined[kept]),
             "before_scores": before, "after_scores": after}
