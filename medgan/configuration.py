@@ -271,6 +271,7 @@ def contextual_config() -> ml_collections.ConfigDict:
             "attention_resolution": 32,
             "border": 10,  # px of the lesion channel cropped to zero, at the patch size
             "d_filter_factor": 8,
+            "spectral_norm": True,  # on D's layers ([SN]); the study names it without saying where
             "g_learning_rate": 1e-4,
             "d_learning_rate": 4e-4,
             "beta1": 0.0,

@@ -1,5 +1,7 @@
 """The contextual lesion GAN: shapes at the study's sizes, the lesion channel's rules, fade-in, and its step."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,9 +95,9 @@ def _batches(n, b=8):
     return [{key: _images(10 * i + k, b) for k, key in enumerate(contextual_step.BATCH_KEYS)} for i in range(n)]
 
 
-def _run(mesh, hp, batches, stage=0, alpha=1.0):
-    state = contextual_step.create_state(TINY, hp, jax.random.key(0), mesh)
-    step = contextual_step.ContextualStep(TINY, hp, mesh)
+def _run(mesh, hp, batches, stage=0, alpha=1.0, spec=TINY):
+    state = contextual_step.create_state(spec, hp, jax.random.key(0), mesh)
+    step = contextual_step.ContextualStep(spec, hp, mesh)
     rng = jax.device_put(jax.random.key(1), sharding.replicated(mesh))
     metrics = []
     for b in batches:
@@ -123,6 +125,32 @@ def test_a_step_is_finite_moves_both_networks_and_8_devices_equal_1():
     for a, b in zip(metrics8, metrics1):
         for key in a:
             np.testing.assert_allclose(a[key], b[key], rtol=2e-4, atol=2e-5, err_msg=key)
+
+
+def test_without_spectral_norm_d_keeps_no_power_iteration_state_and_its_logits_follow_the_kernels_scale():
+    plain = dataclasses.replace(TINY, spectral_norm=False)
+    images = _images(3)
+    sn_vars = contextual.ContextualDiscriminator(TINY).init(jax.random.key(0), images)
+    plain_vars = contextual.ContextualDiscriminator(plain).init(jax.random.key(0), images)
+    assert "batch_stats" in sn_vars and "batch_stats" not in plain_vars
+    # Spectral normalisation divides each kernel by its largest singular value, so scaling every kernel
+    # leaves the normalised D's logits as they were and changes the plain D's.
+    scaled = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: 3.0 * leaf if "kernel" in jax.tree_util.keystr(path) else leaf, sn_vars["params"])
+    sn_d, plain_d = contextual.ContextualDiscriminator(TINY), contextual.ContextualDiscriminator(plain)
+    np.testing.assert_allclose(sn_d.apply({**sn_vars, "params": scaled}, images),
+                               sn_d.apply(sn_vars, images), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(plain_d.apply({"params": scaled}, images), plain_d.apply({"params": sn_vars["params"]},
+                                                                                     images), atol=1e-3)
+    state, metrics = _run(sharding.make_mesh(jax.devices()[:1]), contextual_step.ContextualHyperparameters(),
+                          _batches(2), spec=plain)
+    assert all(np.isfinite(v) for m in metrics for v in m.values())
+    assert state.d_stats == {} and int(state.step) == 2
+    init = contextual_step.create_state(plain, contextual_step.ContextualHyperparameters(), jax.random.key(0),
+                                        sharding.make_mesh(jax.devices()[:1]))
+    moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()), state.d_params,
+                         jax.device_get(init.d_params))
+    assert max(jax.tree.leaves(moved)) > 0
 
 
 def test_the_batch_stream_resumes_where_it_stopped_and_follows_the_growth_schedule():

@@ -44,7 +44,7 @@ def spec_of(config: ml_collections.ConfigDict) -> ContextualSpec:
     return ContextualSpec(resolution=config.mammo.patch, base_filters=c.base_filters, max_filters=c.max_filters,
                           centre_filters=c.centre_filters, embedding=c.embedding,
                           attention_resolution=c.attention_resolution, border=c.border,
-                          d_filter_factor=c.d_filter_factor)
+                          d_filter_factor=c.d_filter_factor, spectral_norm=c.spectral_norm)
 
 
 def hyperparameters_of(config: ml_collections.ConfigDict) -> contextual_step.ContextualHyperparameters:

@@ -86,6 +86,7 @@ class ContextualSpec:
     attention_resolution: int = 32
     border: int = 10  # px of the lesion channel set to zero, at `resolution`
     d_filter_factor: int = 8
+    spectral_norm: bool = True  # on every layer of D ([SN]); off leaves DRAGAN as D's only constraint
 
     def __post_init__(self):
         r = self.resolution
@@ -250,19 +251,19 @@ class ContextualDiscriminator(nn.Module):
         s = spec.stage_of(self.stage)
         if images.shape[1:] != (R, R, 1):
             raise ValueError(f"images {images.shape}: expected [B, {R}, {R}, 1]")
-        factor = spec.d_filter_factor
+        factor, sn = spec.d_filter_factor, spec.spectral_norm
         images = images.astype(self.dtype)
 
         def block(x, size):  # size -> size / 2
-            y = _Conv(spec.filters(size // 2, factor), spectral=True, name=f"block_{size}", dtype=self.dtype)(
+            y = _Conv(spec.filters(size // 2, factor), spectral=sn, name=f"block_{size}", dtype=self.dtype)(
                 x, update_stats)
             y = nn.max_pool(nn.leaky_relu(y, LRELU_SLOPE), (2, 2), strides=(2, 2))
             if size // 2 == spec.attention_resolution:
-                y = SelfAttention(spectral=True, name=f"attention_{size // 2}", dtype=self.dtype)(y, update_stats)
+                y = SelfAttention(spectral=sn, name=f"attention_{size // 2}", dtype=self.dtype)(y, update_stats)
             return y
 
         low = downscale2d(images)
-        from_low = nn.leaky_relu(_Conv(spec.filters(R // 2, factor), kernel=1, spectral=True,
+        from_low = nn.leaky_relu(_Conv(spec.filters(R // 2, factor), kernel=1, spectral=sn,
                                        name=f"from_image_{R // 2}", dtype=self.dtype)(low, update_stats), LRELU_SLOPE)
         constant = isinstance(alpha, (int, float)) and alpha == 1
         h = from_low
@@ -277,7 +278,9 @@ class ContextualDiscriminator(nn.Module):
             size //= 2
         h = h.reshape(h.shape[0], -1)
         dense = nn.Dense(len(D_CLASSES), name="logits", dtype=self.dtype)
-        return nn.SpectralNorm(dense, name="logits_sn")(h, update_stats=update_stats).astype(jnp.float32)
+        if sn:
+            return nn.SpectralNorm(dense, name="logits_sn")(h, update_stats=update_stats).astype(jnp.float32)
+        return dense(h).astype(jnp.float32)
 
 
 def generator_scalars(rng: jax.Array, batch: int, spec: ContextualSpec) -> jax.Array:

@@ -105,7 +105,7 @@ def create_state(spec: ContextualSpec, hp: ContextualHyperparameters, rng: jax.A
         g_params = generator.init(g_key, images, jnp.zeros((2, spec.scalar_count())))["params"]
         d_vars = discriminator.init(d_key, images)
         return ContextualState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_vars["params"],
-                               d_stats=d_vars["batch_stats"], g_opt_state=g_tx.init(g_params),
+                               d_stats=d_vars.get("batch_stats", {}), g_opt_state=g_tx.init(g_params),
                                d_opt_state=d_tx.init(d_vars["params"]))
 
     return jax.jit(init, out_shardings=replicated(mesh))(rng)
@@ -143,11 +143,11 @@ def train_step(state: ContextualState, batch: dict[str, jax.Array], rng: jax.Arr
         by_group = dict(zip(GROUPS, jnp.split(logits, 4)))
         loss = losses.semi_supervised_d_loss(by_group, weights, classes)
         penalty = losses.dragan_penalty(
-            lambda x: losses.real_fake_logit(d_logits(d_params, updated["batch_stats"], x, False)),
+            lambda x: losses.real_fake_logit(d_logits(d_params, updated.get("batch_stats", {}), x, False)),
             batch["real"], jax.random.fold_in(keys[1], 0), hp.dragan_spread)
         correct = {g: jnp.mean(jnp.argmax(v, -1) == classes[g]) for g, v in by_group.items()}
         aux = {"dragan": penalty, **{f"d_accuracy_{g}": c for g, c in correct.items()}}
-        return loss + hp.dragan_lambda * penalty, (aux, updated["batch_stats"])
+        return loss + hp.dragan_lambda * penalty, (aux, updated.get("batch_stats", {}))
 
     (d_loss, (d_aux, d_stats)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d_params)
     d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
