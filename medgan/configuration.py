@@ -231,6 +231,13 @@ def reader_study_config() -> ml_collections.ConfigDict:
             "study": "",  # names the answer files and the browser's saved progress ("" = the work directory's name)
             "title": "Real or synthetic?",
             "instructions": "",  # "" = say the cohort and the resolutions
+            # The simulated reader (study/simulated_reader.py): a classifier trained on each point's real training
+            # split against its unused synthetic images answers the page. 0 steps = no simulated reader.
+            "simulated_steps": 400,
+            "simulated_model": "resnet_tiny",
+            "simulated_batch_size": 32,
+            "simulated_learning_rate": 1e-3,
+            "simulated_max_per_source": 2000,  # images of each source it trains on, at most
         }
     )
 

@@ -10,7 +10,7 @@ import pytest
 
 from medgan import fileio, main, report_format as fmt
 from medgan.eval import auc, reader_study
-from medgan.study import point, readers, sweeps
+from medgan.study import point, readers, simulated_reader, sweeps
 from medgan.train import loop
 from medgan.workdir import REPORT_FILE, RESULT_FILE
 
@@ -147,6 +147,17 @@ def test_a_reader_study_of_the_point_draws_matched_pairs_and_scores_returned_she
     assert {e["resolution"] for e in key.values()} == {result["point"]["resolution"]}
     assert main.run_job(config, str(tmp_path / "readers")) == written  # finished: skipped
 
+    # The simulated reader answered every image of the page; its sheet scores like a person's.
+    simulated = written["simulated_reader"]
+    sheet = reader_study.read_answers(simulated["sheet"], key)
+    assert sorted(row["image"] for row in sheet) == sorted(key) and not any(row["skipped"] for row in sheet)
+    (row,) = simulated["scores"]
+    assert (row["reader"], row["answered"]) == (simulated_reader.READER_NAME, 12)
+    assert row["correct"] == sum(r["answer"] == key[r["image"]]["source"] for r in sheet)
+    (res,) = simulated["per_resolution"].values()
+    assert res["train_real"] + res["held_out_images"] > res["train_real"] > 0 and 0 <= res["held_out_auc"] <= 1
+    assert (tmp_path / "readers" / "simulated" / "scores.md").exists()
+
     names = sorted(key)
     perfect = tmp_path / "a.csv"
     perfect.write_text("reader,image,answer,confidence,seconds\n" + "".join(
@@ -172,7 +183,8 @@ def test_a_reader_study_of_the_point_draws_matched_pairs_and_scores_returned_she
 
 
 def _reader_config(points):
-    return sweeps.load_config_module(str(REPO / "configs" / "reader_study.py")).get_config(f"points={points},pairs=6")
+    module = sweeps.load_config_module(str(REPO / "configs" / "reader_study.py"))
+    return module.get_config(f"points={points},pairs=6,simulated_steps=20")
 
 
 def _mtimes(directory):

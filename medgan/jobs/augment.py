@@ -30,9 +30,8 @@ from medgan import console, fileio, report_format as fmt, sharding
 from medgan.data import mammo_cohort
 from medgan.eval import auc
 from medgan.jobs import common, synthesize_lesions
-from medgan.models import classifiers
 from medgan.study import mammo
-from medgan.train import augment, checkpoints, classifier_step, loop, state as state_lib
+from medgan.train import augment, checkpoints, classifier_step, loop
 from medgan.workdir import PARAMS_DIR, PREEMPTED, RESULT_FILE, SCORES_FILE
 
 CHECKPOINT_DIR = "classifier"
@@ -43,19 +42,6 @@ def pools(patches) -> dict[str, np.ndarray]:
     labels = mammo.cancer_labels(patches)
     images = mammo_cohort.to_model(patches.images)
     return {"positive": images[labels == 1], "negative": images[labels == 0]}
-
-
-def _classifier(cfg: ml_collections.ConfigDict, size: int, mesh, seed: int):
-    """(description, state replicated on `mesh`, the steps' key): the network, from Keras weights if given."""
-    description = classifiers.describe(cfg.model, 1, dtype="float32", tile_to_rgb=True, stem="",
-                                       style="keras" if cfg.pretrained else "torchvision")
-    model = classifiers.classifier_from(description)
-    init_key, step_key = jax.random.split(jax.random.key(seed))
-    state = state_lib.create_classifier_state(model, state_lib.adam(cfg.learning_rate), init_key,
-                                              (1, size, size, 1), mesh)
-    if cfg.pretrained:
-        state = state_lib.with_keras_weights(state, model, cfg.pretrained, mesh)
-    return description, state, step_key
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -74,7 +60,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     test_images, test_labels = mammo_cohort.to_model(patches["test"].images), mammo.cancer_labels(patches["test"])
 
     size = config.mammo.patch
-    description, state, step_key = _classifier(cfg, size, mesh, config.seed)
+    description, state, step_key = classifier_step.binary_classifier(cfg.model, size, cfg.learning_rate, mesh,
+                                                                     config.seed, pretrained=cfg.pretrained)
     train, evaluate = classifier_step.make_steps(mesh, flip=False)  # flips and quarter turns are in the patches
     pos_weight, step_key = sharding.replicate(np.ones(1, np.float32), mesh), sharding.replicate(step_key, mesh)
     batch = cfg.global_batch_size

@@ -44,8 +44,9 @@ class PointImages:
     resolution: int
     source: str
     real_dir: str
-    real_ids: tuple[str, ...]
+    real_ids: tuple[str, ...]  # the test split: what the page shows
     real_labels: np.ndarray  # [N, K] multi-hot, in real_ids order
+    real_train_ids: tuple[str, ...]  # the training split: what a simulated reader learns from
     synthetic_dir: str
     synthetic_ids: tuple[str, ...]
     synthetic_labels: np.ndarray  # [M, K]
@@ -74,7 +75,7 @@ def point_images(point: str) -> PointImages:
     return PointImages(
         point=point, resolution=prepared.resolution, source=str(data.source),
         real_dir=prepared.dataset_dir, real_ids=tuple(fold.ids["test"]),
-        real_labels=_labels(prepared.dataset_dir, fold.ids["test"]),
+        real_labels=_labels(prepared.dataset_dir, fold.ids["test"]), real_train_ids=tuple(fold.ids["train"]),
         synthetic_dir=synthetic.dataset_dir, synthetic_ids=synthetic_ids,
         synthetic_labels=_labels(synthetic.dataset_dir, synthetic_ids),
         class_names=tuple(prepared.class_names),

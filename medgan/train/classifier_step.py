@@ -24,6 +24,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
+from medgan.models import classifiers
 from medgan.sharding import batch_sharding, replicated
 from medgan.train import faults, state as state_lib
 from medgan.train.state import ClassifierState
@@ -167,6 +168,23 @@ def eval_step(state: ClassifierState, batch: Mapping[str, jax.Array]) -> dict[st
     if mask is None:
         mask = jnp.ones(logits.shape[:1], bool)
     return {"scores": jax.nn.sigmoid(logits.astype(jnp.float32)), "labels": batch["labels"], "mask": mask}
+
+
+def binary_classifier(model: str, size: int, learning_rate: float, mesh: Mesh, seed: int, *, pretrained: str = ""):
+    """(description, state replicated on `mesh`, the steps' key) of a one-logit classifier of [B, size, size, 1].
+
+    The grey input is tiled to RGB so ImageNet layouts fit; with `pretrained`
+    (a Keras weights file) the feature extractor starts from it.
+    """
+    description = classifiers.describe(model, 1, dtype="float32", tile_to_rgb=True, stem="",
+                                       style="keras" if pretrained else "torchvision")
+    module = classifiers.classifier_from(description)
+    init_key, step_key = jax.random.split(jax.random.key(seed))
+    state = state_lib.create_classifier_state(module, state_lib.adam(learning_rate), init_key, (1, size, size, 1),
+                                              mesh)
+    if pretrained:
+        state = state_lib.with_keras_weights(state, module, pretrained, mesh)
+    return description, state, step_key
 
 
 def make_steps(mesh: Mesh, *, flip: bool = False):
