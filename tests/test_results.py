@@ -62,3 +62,31 @@ def test_the_mammography_table_is_the_committed_study_result():
         page = f.read().splitlines()
     for line in mammo.markdown_table(result["table"]):
         assert line in page, f"RESULTS.md lacks the mammography table row {line!r} of {MAMMO_RESULT}"
+
+
+READERS = os.path.join(REPO, "results", "demo_readers")
+
+
+def test_the_simulated_reader_table_is_the_committed_scores():
+    with open(RESULTS_MD) as f:
+        page = f.read().splitlines()
+    with open(os.path.join(READERS, "simulated", "scores.md")) as f:
+        rows = [line for line in f.read().splitlines() if line.startswith("| classifier")]
+    assert rows, "the committed simulated-reader scores have no classifier row"
+    for line in rows:
+        assert line in page, f"RESULTS.md lacks the simulated reader's row {line!r}"
+    with open(os.path.join(READERS, "results.json")) as f:
+        (held,) = json.load(f)["simulated_reader"]["per_resolution"].values()
+    stated = f"on {held['held_out_images']} further held-out images (a tenth of each pool) is also " \
+             f"{fmt.number(held['held_out_auc'])}"
+    assert stated in " ".join(page), "RESULTS.md must state the simulated reader's held-out AUC as committed"
+
+
+def test_every_number_of_the_summary_is_in_a_checked_table_below_it():
+    with open(RESULTS_MD) as f:
+        text = f.read()
+    summary, rest = text.split("## Summary", 1)[1].split("\n## ", 1)
+    numbers = re.findall(r"\b\d\.\d{3}\b", summary)
+    assert numbers, "the summary states no measured number"
+    for number in numbers:
+        assert re.search(rf"\| {re.escape(number)} \|", rest), f"the summary's {number} is in no table of RESULTS.md"
