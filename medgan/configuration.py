@@ -207,6 +207,10 @@ def audit_config() -> ml_collections.ConfigDict:
             # Pixels by which the memorisation search also moves its crop windows ("" = mirror only).
             "shifts": "1,2",
             "neighbours": 5,  # nearest training images kept per synthetic image
+            # The positive control: training images planted as copies (mirrored, moved, noisy) that the audit must
+            # flag; 0 = none.
+            "planted_copies": 20,
+            "planted_noise": 0.02,  # std of the noise on a planted copy, in [-1, 1] units (2.5 grey levels)
             "copying_cells": 10,  # k-means cells of the data-copying test
             "strips": 8,  # rows of each nearest-neighbour picture
             "kid_subsets": 100,
@@ -551,6 +555,8 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
                                                         for p in v.split(",") if p.strip()),
      "comma-separated positive integers (pixels), or ''"),
     ("audit.neighbours", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("audit.planted_copies", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    ("audit.planted_noise", lambda v: isinstance(v, (int, float)) and v >= 0, "a non-negative number"),
     ("audit.copying_cells", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("audit.strips", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("audit.kid_subsets", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),

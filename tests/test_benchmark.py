@@ -109,6 +109,12 @@ def test_the_audit_stage_reports_and_the_data_card_lists_it(finished, tmp_path):
     assert (memo["synthetic_images"], memo["test_images"], memo["false_flag_rate"]) == (48, 16, 1 / 16)
     assert memo["data_copying_cells_used"] == 1 and memo["data_copying_statistic"] > 2
     assert len(audit["views"]) == 18 and len(memo["flagged_ids"]) == memo["flagged"]
+    # The positive control: 20 training images planted as mirrored, moved, noisy copies are all flagged and traced.
+    planted = memo["planted_control"]
+    assert (planted["copies"], planted["shift"]) == (20, 2)
+    assert planted["flagged"] == planted["traced_to_source"] == 20
+    assert planted["median_nearest"] < memo["threshold"]
+    assert "planted-copy control: **20 of 20**" in (workdir / "audit" / "audit.md").read_text()
     assert set(audit["fidelity"]["overall"]) == {"synthetic", "real_test"}
     occlusion = audit["occlusion"]  # both judges' maps on 4 real test images, a phantom finding's region known
     assert occlusion["images"] == 4 and occlusion["classes"] and "occlusion" in audit["figures"]

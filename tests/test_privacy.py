@@ -173,3 +173,28 @@ def test_planted_copies_are_flagged_and_honest_images_are_not(chest_patients):
     found = audit.synthetic.indices[380:, 0]
     assert np.mean(found == copied) >= 0.95  # and their nearest training image is the one copied
     assert audit.summary()["flagged_p_value"] < 1e-10
+
+
+def test_planted_copies_are_mirrored_every_other_one_moved_noisy_and_8_bit():
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 1)).astype(np.float32)
+    exact = privacy.planted_copies(images, 0, noise=0.0, shift=2)
+    grey = lambda x: np.round((x + 1) * 127.5)  # noqa: E731
+    np.testing.assert_array_equal(grey(exact[0]), grey(np.roll(images[0, :, ::-1], 2, axis=1)))
+    np.testing.assert_array_equal(grey(exact[1]), grey(np.roll(images[1], 2, axis=1)))
+    assert np.all(np.abs((exact + 1) * 127.5 - grey(exact)) < 1e-3)  # on the 8-bit grid
+    noisy = privacy.planted_copies(images, 0, noise=0.05, shift=2)
+    assert 0.03 < float(np.std(noisy - exact)) < 0.07
+
+
+def test_the_planted_control_counts_copies_under_the_threshold_and_traces_them_to_their_source():
+    rng = np.random.default_rng(1)
+    train = rng.normal(size=(50, 16)).astype(np.float32)
+    test = Neighbours(np.linspace(0.1, 1.0, 100, dtype=np.float32)[:, None], np.zeros((100, 1), np.int64))
+    audit = privacy.MemorisationAudit(0.01, privacy.calibrate_threshold(test.nearest, 0.01), test, test,
+                                      np.array([], np.int64), None)
+    sources = np.array([3, 7, 11])
+    copies = train[sources] + 1e-3 * rng.normal(size=(3, 16)).astype(np.float32)  # near copies
+    copies[2] = rng.normal(size=16)  # not a copy: it must not count
+    views = np.stack([copies[::-1] * 0 + rng.normal(size=(3, 16)), copies])  # the second view finds them
+    control = privacy.planted_control(audit, views.astype(np.float32), sources, train)
+    assert (control["copies"], control["flagged"], control["traced_to_source"]) == (3, 2, 2)

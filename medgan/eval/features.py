@@ -127,7 +127,7 @@ def _encode_ids(ids: Sequence[bytes], length: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _every_view(features_fn: Callable, names: tuple[str, ...], margin: int) -> Callable:
+def features_of_views(features_fn: Callable, names: tuple[str, ...], margin: int) -> Callable:
     """jitted images [B, H, W, C] -> [V, B, D]: the views as one batch through one forward pass.
 
     One per (extractor, views, margin), so image sets that share them share
@@ -165,7 +165,7 @@ def extract_features(
     length = max(len(i.encode()) for i in ids)
     names = tuple(names or view_names(shifts))
     margin = max(shifts, default=0)
-    every_view = _every_view(features_fn, names, margin)
+    every_view = features_of_views(features_fn, names, margin)
 
     parts = []
     for batch in pipeline.numpy_batches(dataset):

@@ -19,7 +19,13 @@ the caller passes the features of each synthetic image in several views
 (`features.view_names`: as is, mirrored, through crop windows moved by a few
 pixels, the training images through the centred window) and the search
 keeps the nearest (`neighbours.nearest_over_views`); the test images
-are searched in the same views, so the calibration sees what the flags see. Pixel distances (L2 and SSIM on the
+are searched in the same views, so the calibration sees what the flags see.
+
+A positive control (`planted_copies`, `planted_control`): training images
+made into the copies a memorising GAN would emit (mirrored, moved, noisy,
+8-bit) are searched like synthetic images against the same threshold. An
+audit that flags few of them could not have found a copy either, and its
+"0 flagged" says nothing. Pixel distances (L2 and SSIM on the
 top candidates, `pixel_similarity`) are reported beside the features' verdict
 for the pictures, where a person checks a flag.
 """
@@ -205,6 +211,36 @@ def memorisation_audit(
     except TooFewImages as error:
         note = f"data-copying test left out: {error}"
     return MemorisationAudit(false_flag_rate, threshold, synthetic, test, flagged, copying, note)
+
+
+def planted_copies(images: np.ndarray, seed: int, *, noise: float, shift: int) -> np.ndarray:
+    """Training images [P, H, W, C] in [-1, 1] as a memorising GAN might emit them: [P, H, W, C] in [-1, 1].
+
+    Every other image is mirrored, every image's content moves `shift` px
+    along x (np.roll; the audit's windows stay `shift` px clear of the
+    border) and gets Gaussian noise of std `noise`, and the result is
+    quantised to 8 bits like a stored synthetic image.
+    """
+    images = np.asarray(images, np.float32)
+    copies = images.copy()
+    copies[::2] = copies[::2, :, ::-1]
+    copies = np.roll(copies, shift, axis=2)
+    copies = copies + np.random.default_rng(seed).normal(0.0, noise, copies.shape).astype(np.float32)
+    return (np.clip(np.round((copies + 1.0) * 127.5), 0, 255) / 127.5 - 1.0).astype(np.float32)
+
+
+def planted_control(audit: MemorisationAudit, planted_views: np.ndarray, sources: np.ndarray,
+                    train_features: np.ndarray, *, mesh: Mesh | None = None) -> dict:
+    """How many planted copies the audit's threshold flags, and how many it traces to their own source.
+
+    planted_views [V, P, D]: the copies' features in the audit's views;
+    sources [P]: the row of each copy's training image in `train_features`.
+    """
+    found = nearest_over_views(list(planted_views), train_features, 1, mesh=mesh)
+    flagged = found.nearest < audit.threshold
+    return {"copies": int(len(sources)), "flagged": int(flagged.sum()),
+            "traced_to_source": int(np.sum(flagged & (found.indices[:, 0] == np.asarray(sources)))),
+            "median_nearest": float(np.median(found.nearest))}
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:

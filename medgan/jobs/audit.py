@@ -62,12 +62,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         sets["train_search"].features, list(sets["test_search"].views), list(sets["synthetic_search"].views),
         k=cfg.neighbours, false_flag_rate=rate, cells=cfg.copying_cells, seed=config.seed, mesh=mesh)
     logging.info("audit: memorisation search done, %d flagged", len(audit.flagged))
+    planted = audit_lib.planted_control(
+        audit, sets["train_search"], prepared.dataset_dir, features_fn, mesh, copies=cfg.planted_copies,
+        noise=cfg.planted_noise, shifts=audit_lib.shifts_of(cfg.shifts), seed=config.seed,
+        global_batch_size=cfg.global_batch_size) if cfg.planted_copies else None
     # On every process: the k-NN balls are searched over all devices, a collective every process joins.
     fidelity = audit_lib.fidelity_report(sets["train"], sets["test"], sets["synthetic"], fold, cfg)
     occlusion = _occlusion(config, workdir, prepared, fold, mesh) if cfg.synthetic_classifier else None
     result_path = os.path.join(workdir, RESULT_FILE)
     if jax.process_index() == 0:
-        result = _report(config, workdir, fold, sets, audit, fidelity, prepared.dataset_dir, occlusion)
+        result = _report(config, workdir, fold, sets, audit, fidelity, prepared.dataset_dir, occlusion, planted)
         data_card.add_audit(cfg.synthetic, data_card.audit_entry(result, workdir))
         fileio.write_json(result_path, result)  # last: its presence marks the audit finished
         if not console.in_stage():
@@ -118,7 +122,7 @@ def _occlusion(config, workdir, prepared, fold, mesh) -> dict:
 
 
 def _report(config, workdir, fold, sets, audit: privacy.MemorisationAudit, fidelity: dict, train_dir: str,
-            occlusion: dict | None) -> dict:
+            occlusion: dict | None, planted: dict | None) -> dict:
     """Figures and the t-SNE map (host work only: no collective); audit.md; the result (process 0 only)."""
     cfg = config.audit
     logging.info("audit: figures and the t-SNE map")
@@ -137,6 +141,7 @@ def _report(config, workdir, fold, sets, audit: privacy.MemorisationAudit, fidel
         "memorisation": {
             **audit.summary(),
             "flagged_ids": [str(sets["synthetic_search"].image_ids[i]) for i in audit.flagged],
+            "planted_control": planted,
         },
         "pixel_checks": pictures["pixel_checks"],
         "fidelity": fidelity,

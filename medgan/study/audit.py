@@ -23,9 +23,10 @@ import hashlib
 import json
 import os
 
+import jax.numpy as jnp
 import numpy as np
 
-from medgan import console, fileio, report_format as fmt, visualize
+from medgan import console, fileio, report_format as fmt, sharding, visualize
 from medgan.data import folds
 from medgan.eval import attribution, embedding, features, fidelity, privacy
 from medgan.workdir import RESULT_FILE
@@ -77,6 +78,30 @@ def feature_sets(workdir: str, features_fn, mesh, *, judge_dir: str, shifts: tup
                           features.FeatureSet(found.image_ids, found.labels, found.views[:1], found.names[:1]))
             progress.update(2 * done + 2)
     return sets
+
+
+def planted_control(audit: privacy.MemorisationAudit, train_search: features.FeatureSet, train_dir: str,
+                    features_fn, mesh, *, copies: int, noise: float, shifts: tuple[int, ...], seed: int,
+                    global_batch_size: int) -> dict:
+    """The memorisation audit's positive control (eval/privacy.py): `copies` training images planted as copies.
+
+    The copies move by the largest of `shifts` (0 without shifts) and are
+    seen in the synthetic images' views; returns privacy.planted_control's
+    counts with how the copies were made.
+    """
+    rows = np.sort(np.random.default_rng(seed).choice(len(train_search.image_ids), min(copies, len(
+        train_search.image_ids)), replace=False))
+    ids = [str(i) for i in train_search.image_ids[rows]]
+    by_id = visualize.images_by_id(train_dir, ids)
+    shift = max(shifts, default=0)
+    planted = privacy.planted_copies(np.stack([by_id[i] for i in ids]).astype(np.float32) / 127.5 - 1.0, seed,
+                                     noise=noise, shift=shift)
+    names = features.view_names(shifts)
+    every_view = features.features_of_views(features_fn, tuple(names), shift)
+    views = sharding.host_map(lambda batch: jnp.moveaxis(every_view(batch), 0, 1), planted, mesh,
+                              global_batch_size)  # [P, V, D]
+    counts = privacy.planted_control(audit, np.moveaxis(views, 1, 0), rows, train_search.features, mesh=mesh)
+    return {**counts, "noise": noise, "shift": shift, "mirrored": "every other copy"}
 
 
 def fidelity_numbers(real: np.ndarray, other: np.ndarray, *, k: int, subsets: int, subset_size: int,
@@ -204,6 +229,16 @@ def occlusion_report(logits: dict, images: np.ndarray, labels: np.ndarray, class
     return {"classes": rows, "patch": patch, "images": int(len(images))}
 
 
+def _planted_line(planted: dict | None) -> list[str]:
+    """The positive control's line of the memorisation section (none without a control)."""
+    if not planted:
+        return []
+    return [f"- planted-copy control: **{planted['flagged']} of {planted['copies']}** training images planted as "
+            f"copies ({planted['mirrored']} mirrored, moved {planted['shift']} px, noise std {planted['noise']}, "
+            f"8-bit) flagged at the same threshold, {planted['traced_to_source']} traced to their own source "
+            f"(median distance {planted['median_nearest']:.5f})"]
+
+
 def markdown(result: dict, prefix: str = "") -> list[str]:
     """The audit's section of a report (and the whole of audit.md); figure paths are the audit directory's,
     after `prefix` (e.g. "audit/" in the benchmark point's report.md)."""
@@ -217,6 +252,7 @@ def markdown(result: dict, prefix: str = "") -> list[str]:
              f"{1 - memo['false_flag_rate']:.1%} of real test images are (threshold 1 - cos < "
              f"{memo['threshold']:.5f}); an honest cohort would give about {memo['flagged_expected_if_honest']:.1f} "
              f"({fmt.p_clause(memo['flagged_p_value'])})",
+             *_planted_line(memo.get("planted_control")),
              f"- median distance to the nearest training image: synthetic {memo['median_nearest_synthetic']:.5f}, "
              f"real test {memo['median_nearest_test']:.5f}",
              (f"- data-copying test (Meehan et al. 2020): C_T = {memo['data_copying_statistic']:.2f} over "
