@@ -126,7 +126,8 @@ def test_the_audit_stage_reports_and_the_data_card_lists_it(finished, tmp_path):
         assert (workdir / "audit" / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     card = fileio.read_json(workdir / "synthetic" / "data_card.json")
     assert [entry["outcome"]["flagged"] for entry in card["audits"]] == [memo["flagged"]]
-    assert "synthetic images flagged as possible copies" in (workdir / "synthetic" / "DATA_CARD.md").read_text()
+    card_md = (workdir / "synthetic" / "DATA_CARD.md").read_text()
+    assert "synthetic images flagged as possible copies" in card_md and "planted copies flagged: 20 of 20" in card_md
     assert "## Audit of the synthetic cohort" in (workdir / REPORT_FILE).read_text()
 
     # The audit job alone on a copy of the finished point gives the stage's answer.

@@ -112,6 +112,7 @@ def audit_entry(result: dict, audit_dir: str) -> dict:
             "flagged_expected_if_honest": memo["flagged_expected_if_honest"],
             "data_copying_statistic": memo["data_copying_statistic"],
             "data_copying_p_value": memo["data_copying_p_value"],
+            "planted_control": memo.get("planted_control"),
             **{key: overall[key] for key in ("fd", "kid", "precision", "recall", "density", "coverage")},
         },
     }
@@ -125,6 +126,8 @@ def _audit_line(entry: dict) -> str:
             f"synthetic images flagged as possible copies of training images at a "
             f"{settings['false_flag_rate']:.1%} false-flag rate (about {outcome['flagged_expected_if_honest']:.1f} "
             f"expected of an honest cohort){': ' + flagged if flagged else ''}; "
+            + (f"planted copies flagged: {planted['flagged']} of {planted['copies']}; "
+               if (planted := outcome.get("planted_control")) else "")
             + (f"data-copying test C_T = {outcome['data_copying_statistic']:.2f} "
                f"({fmt.p_clause(outcome['data_copying_p_value'])}); "
                if outcome["data_copying_statistic"] is not None else "no data-copying test (too few images); ")
