@@ -378,8 +378,12 @@ def base_config(job: str) -> ml_collections.ConfigDict:
         config.augment = augment_config()
     if job == "mammo_study":
         # The study's table: one augmented classifier per initial share, and the GANs it needs.
-        config.mammo_study = ml_collections.ConfigDict({"p0s": "0,0.1,0.25,0.5,0.75,1",
-                                                        "lesions": "mass,calcification,removal"})
+        config.mammo_study = ml_collections.ConfigDict({
+            "p0s": "0,0.1,0.25,0.5,0.75,1",
+            "lesions": "mass,calcification,removal",
+            # "removal=4": that lesion model trains 4x as long, its schedule (growth, fade, checkpoints) stretched.
+            "longer": "",
+        })
     if job in ("train_contextual", "synthesize_lesions", "augment", "mammo_study"):
         config.distributed = "auto"
     if job == "benchmark":
@@ -595,6 +599,10 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
      "comma-separated shares in [0, 1]"),
     ("mammo_study.lesions", lambda v: bool(v) and set(v.split(",")) <= {"mass", "calcification", "removal"},
      "comma-separated lesion models: mass, calcification, removal"),
+    ("mammo_study.longer", lambda v: v == "" or all(
+        len(p.split("=")) == 2 and p.split("=")[0].strip() in ("mass", "calcification", "removal")
+        and p.split("=")[1].strip().isdigit() and int(p.split("=")[1]) >= 1 for p in v.split(",")),
+     "comma-separated lesion=factor, e.g. removal=4 (factor a positive integer)"),
     ("benchmark.level", lambda v: 0 < v < 1, "a number in (0, 1)"),
     ("benchmark.report_samples", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("distributed", lambda v: v in ("auto", "force", "off"), "one of ('auto', 'force', 'off')"),

@@ -99,3 +99,13 @@ def test_real_cohort_without_root_is_an_error():
 def test_unknown_job_is_named():
     with pytest.raises(configuration.ConfigError, match="'train_everything'"):
         configuration.base_config("train_everything")
+
+
+@pytest.mark.parametrize("value", ["removal", "removal=0", "tumour=2", "removal=2,mass=x"])
+def test_a_lesion_schedule_factor_that_cannot_be_read_names_its_key(value):
+    config = configuration.base_config("mammo_study")
+    config.mammo_study.longer = value
+    with pytest.raises(configuration.ConfigError, match=r"config\.mammo_study\.longer="):
+        configuration.validate(config)
+    config.mammo_study.longer = "removal=4,mass=2"
+    configuration.validate(config)

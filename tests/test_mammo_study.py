@@ -34,12 +34,13 @@ def test_the_study_runs_every_stage_and_reports_the_table(tmp_path):
     config.lesion_synthesis.update(per_model=8, global_batch_size=8)
     config.augment.update(model="resnet_tiny", learning_rate=1e-3, global_batch_size=8, total_samples=64,
                           decay_every=16, validate_every=32, log_every=2)
-    config.mammo_study.update(p0s="0.5,1", lesions="mass,removal")
+    config.mammo_study.update(p0s="0.5,1", lesions="mass,removal", longer="removal=2")
     result = main.run_job(config, str(tmp_path))
     assert [row["p0"] for row in result["table"]] == [0.0, 0.5, 1.0]  # the baseline is always run
     assert all(0 <= row["auc"] <= 1 for row in result["table"])
     assert [e["lesion"] for e in result["lesion_effects"]] == ["mass", "removal"]
     assert set(result["gans"]) == {"mass", "removal"} and result["synthetic"]["mass"]["asked"] == 8
+    assert (result["gans"]["mass"]["steps"], result["gans"]["removal"]["steps"]) == (3, 6)  # removal=2
     assert result["false_negatives"]["p0"] in (0.5, 1.0)
     report = (tmp_path / "report.md").read_text()
     assert "| baseline (0%) |" in report and "| 100% w/ decay |" in report and "0.797" in report

@@ -55,6 +55,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if previous is not None:
         return previous
     lesions = [lesion.strip() for lesion in config.mammo_study.lesions.split(",")]
+    longer = {name.strip(): int(factor) for name, factor in
+              (part.split("=") for part in config.mammo_study.longer.split(",") if part.strip())}
     p0s = sorted({float(p) for p in config.mammo_study.p0s.split(",")} | {0.0})
     outcomes: dict = {}
 
@@ -64,7 +66,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     patches_dir = outcomes["patches"]["patches_dir"]
     gan_dirs = []
     for n, lesion in enumerate(lesions):
-        block = copy.deepcopy(config.contextual)
+        block = stretched(config.contextual, longer.get(lesion, 1))
         block.lesion = lesion
         gan_dir = os.path.join(workdir, f"gan_{lesion}")
         with console.stage(f"2/5 contextual GAN: {lesion} ({n + 1}/{len(lesions)})") as stage:
@@ -103,6 +105,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         fileio.write_json(os.path.join(workdir, RESULT_FILE), result)
         console.summary(mammo_report.summary_lines(result, workdir), title="mammography study:")
     return result
+
+
+SCHEDULE_KEYS = ("num_steps", "grow_steps", "fade_steps", "checkpoint_every", "sample_every")
+
+
+def stretched(contextual: ml_collections.ConfigDict, factor: int) -> ml_collections.ConfigDict:
+    """A copy of a contextual block whose schedule (`SCHEDULE_KEYS`) is `factor` times as long."""
+    block = copy.deepcopy(contextual)
+    for key in SCHEDULE_KEYS:
+        block[key] = block[key] * factor
+    return block
 
 
 def augment_dir(workdir: str, p0: float) -> str:
