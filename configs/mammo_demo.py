@@ -8,7 +8,8 @@ mammograms), contextual GANs for mass, calcification and removal at a
 quarter of the study's width growing from 32 to 64 px (600 steps each, the
 removal model 2,400: `longer=removal=4`; D without spectral normalisation,
 DRAGAN its only constraint: at this width and length SN with DRAGAN held D
-near chance and no model learned, see RESULTS.md), and a small ResNet
+near chance and every GAN drew input-independent patterns, see RESULTS.md),
+and a small ResNet
 (resnet_tiny) trained on 16,000 samples per initial synthetic share p0 in
 {0, 50%, 100%}. Sample counts scale down with the run (the share decays
 every 800 samples, validation every 1,600), and the learning rate is 1e-3

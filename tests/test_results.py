@@ -90,3 +90,25 @@ def test_every_number_of_the_summary_is_in_a_checked_table_below_it():
     assert numbers, "the summary states no measured number"
     for number in numbers:
         assert re.search(rf"\| {re.escape(number)} \|", rest), f"the summary's {number} is in no table of RESULTS.md"
+
+
+MAMMO_VARIANT = re.compile(r"^\| `(?P<path>results/mammo_[^`]+)` \| [^|]+ \|(?P<cells>.*)\|\s*$")
+
+
+def mammo_variant_cells(result: dict) -> str:
+    """The measured cells of a mammography-variant row: GAN steps, AUC per share, each GAN's score shift."""
+    steps = ", ".join(str(result["gans"][lesion]["steps"]) for lesion in ("mass", "calcification", "removal"))
+    aucs = [fmt.number(row["auc"]) for row in result["table"]]
+    shifts = {e["lesion"]: f"{fmt.number(e['mean_before'])} -> {fmt.number(e['mean_after'])}"
+              for e in result["lesion_effects"]}
+    return " | ".join([steps, *aucs, *(shifts[lesion] for lesion in ("mass", "calcification", "removal"))])
+
+
+def test_every_mammography_variant_row_is_its_committed_study_result():
+    with open(RESULTS_MD) as f:
+        rows = [m for m in (MAMMO_VARIANT.match(line) for line in f) if m]
+    assert len(rows) >= 2, "RESULTS.md compares the mammography variants in a table"
+    for row in rows:
+        with open(os.path.join(REPO, row["path"], "results.json")) as f:
+            result = json.load(f)
+        assert row["cells"].strip() == mammo_variant_cells(result), row["path"]
