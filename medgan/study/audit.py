@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -98,8 +99,8 @@ def planted_control(audit: privacy.MemorisationAudit, train_search: features.Fea
                                      noise=noise, shift=shift)
     names = features.view_names(shifts)
     every_view = features.features_of_views(features_fn, tuple(names), shift)
-    views = sharding.host_map(lambda batch: jnp.moveaxis(every_view(batch), 0, 1), planted, mesh,
-                              global_batch_size)  # [P, V, D]
+    by_image = jax.jit(lambda batch: jnp.moveaxis(every_view(batch), 0, 1))  # [B, V, D]: the batch leads
+    views = sharding.host_map(by_image, planted, mesh, global_batch_size)  # [P, V, D]
     counts = privacy.planted_control(audit, np.moveaxis(views, 1, 0), rows, train_search.features, mesh=mesh)
     return {**counts, "noise": noise, "shift": shift, "mirrored": "every other copy"}
 
