@@ -129,6 +129,9 @@ def simulate(key_path: str, out_dir: str, *, model: str, steps: int, global_batc
         unused = [i for i in images.synthetic_ids if i not in on_page]
         real_train, real_held = _split(images.real_train_ids, max_per_source, rng)
         synthetic_train, synthetic_held = _split(unused, max_per_source, rng)
+        if not real_held or not synthetic_held:
+            raise ValueError(f"{point}: a simulated reader needs at least 2 real training images and 2 synthetic "
+                             f"images not on the page; it has {len(images.real_train_ids)} and {len(unused)}")
         page_images = _page_images(images, [key[name] for name in names])
         held = np.concatenate([_model_images(images.real_dir, real_held),
                                _model_images(images.synthetic_dir, synthetic_held)])
