@@ -22,6 +22,11 @@ def images_by_id(dataset_dir: str, ids) -> dict[str, np.ndarray]:
     return dict(zip((i.decode() for i in batch["image_id"][keep]), to_uint8(batch["image"][keep])))
 
 
+def from_uint8(images: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] images -> float32 in [-1, 1], the networks' range (the inverse of `to_uint8`)."""
+    return np.asarray(images, np.float32) / 127.5 - 1.0
+
+
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Maps model-space images in [-1, 1] to uint8 [0, 255] (uint8 passes through)."""
     images = np.asarray(images)

@@ -42,6 +42,7 @@ import numpy as np
 import scipy.stats
 from jax.sharding import Mesh
 
+from medgan import visualize
 from medgan.eval.neighbours import Neighbours, nearest_over_views
 
 
@@ -226,7 +227,7 @@ def planted_copies(images: np.ndarray, seed: int, *, noise: float, shift: int) -
     copies[::2] = copies[::2, :, ::-1]
     copies = np.roll(copies, shift, axis=2)
     copies = copies + np.random.default_rng(seed).normal(0.0, noise, copies.shape).astype(np.float32)
-    return (np.clip(np.round((copies + 1.0) * 127.5), 0, 255) / 127.5 - 1.0).astype(np.float32)
+    return visualize.from_uint8(visualize.to_uint8(copies))
 
 
 def planted_control(audit: MemorisationAudit, planted_views: np.ndarray, sources: np.ndarray,

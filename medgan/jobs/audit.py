@@ -100,7 +100,7 @@ def _occlusion(config, workdir, prepared, fold, mesh) -> dict:
     ids = [i for c in fold.combinations
            for i in sorted(i for i in fold.ids["test"] if tuple(index[i].labels) == tuple(c))[:per_combination]]
     by_id = visualize.images_by_id(prepared.dataset_dir, ids)
-    images = np.stack([by_id[i] for i in ids]).astype(np.float32) / 127.5 - 1.0
+    images = visualize.from_uint8(np.stack([by_id[i] for i in ids]))
     labels = np.array([index[i].labels for i in ids], np.float32)
     class_names = list(prepared.class_names)
     resolution = images.shape[1]

@@ -95,8 +95,8 @@ def planted_control(audit: privacy.MemorisationAudit, train_search: features.Fea
     ids = [str(i) for i in train_search.image_ids[rows]]
     by_id = visualize.images_by_id(train_dir, ids)
     shift = max(shifts, default=0)
-    planted = privacy.planted_copies(np.stack([by_id[i] for i in ids]).astype(np.float32) / 127.5 - 1.0, seed,
-                                     noise=noise, shift=shift)
+    planted = privacy.planted_copies(visualize.from_uint8(np.stack([by_id[i] for i in ids])), seed, noise=noise,
+                                     shift=shift)
     names = features.view_names(shifts)
     every_view = features.features_of_views(features_fn, tuple(names), shift)
     by_image = jax.jit(lambda batch: jnp.moveaxis(every_view(batch), 0, 1))  # [B, V, D]: the batch leads
@@ -153,8 +153,8 @@ def memorisation_figures(audit: privacy.MemorisationAudit, train: features.Featu
         candidates = audit.synthetic.indices[queries, :STRIP_NEIGHBOURS]
         query_images = np.stack([synthetic_images[synthetic.image_ids[q]] for q in queries])
         neighbour_images = np.stack([[train_images[train.image_ids[i]] for i in row] for row in candidates])
-        l2, ssim = privacy.pixel_similarity(query_images.astype(np.float32) / 127.5 - 1,
-                                            neighbour_images.astype(np.float32) / 127.5 - 1)
+        l2, ssim = privacy.pixel_similarity(visualize.from_uint8(query_images),
+                                            visualize.from_uint8(neighbour_images))
         pixel[name] = [{"synthetic": str(synthetic.image_ids[q]),
                         "neighbours": [str(train.image_ids[i]) for i in row],
                         "cosine_distance": [float(d) for d in audit.synthetic.distances[q, :STRIP_NEIGHBOURS]],

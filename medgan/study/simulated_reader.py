@@ -87,8 +87,7 @@ def two_sample_scores(real: np.ndarray, synthetic: np.ndarray, queries: Sequence
 def _model_images(dataset_dir: str, ids: Sequence[str]) -> np.ndarray:
     """[N, R, R, 1] float32 in [-1, 1]: the first channel of `ids`, 8-bit as on the page."""
     by_id = visualize.images_by_id(dataset_dir, list(ids))
-    pixels = np.stack([by_id[i][..., :1] for i in ids]).astype(np.float32)
-    return pixels / 127.5 - 1.0
+    return visualize.from_uint8(np.stack([by_id[i][..., :1] for i in ids]))
 
 
 def _page_images(images: readers.PointImages, rows: Sequence[Mapping[str, str]]) -> np.ndarray:
