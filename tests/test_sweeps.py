@@ -30,7 +30,7 @@ EXPECTED_POINTS = {  # the study's two GANs per study file
     "chexpert_classes": 12, "chexpert_samples": 16, "chexpert_resolution": 10,
     "rsna_classes": 10, "rsna_samples": 16, "rsna_resolution": 10,
     "demo_sweep": 4, "demo": 1, "gan": 3, "classifier": 6, "prepare": 25, "synthesize": 1,
-    "cpu_classes": 4, "calibrate_phantoms": 5,
+    "cpu_classes": 4, "cpu_samples": 5, "calibrate_phantoms": 5,
 }
 STUDY_FILES = {
     "chexpert_classes": (studies.CHEST, "classes"), "chexpert_samples": (studies.CHEST, "samples"),
@@ -102,7 +102,7 @@ def test_study_files_sweep_the_study_values_for_every_model(name):
 
 
 def test_cpu_points_train_in_steps_at_one_batch_not_the_study_schedule():
-    for name in ("demo", "demo_sweep", "cpu_classes"):
+    for name in ("demo", "demo_sweep", "cpu_classes", "cpu_samples"):
         for point in sweeps.expand(f"{REPO}/configs/{name}.py"):
             gan = sweeps.load_point_config(point).gan
             assert (gan.batch_by_resolution, gan.total_kimg, gan.kimg_per_phase) == ((), 0.0, 0.0), point

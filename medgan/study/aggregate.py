@@ -17,7 +17,10 @@ values), `aggregate.md` (the same as a Markdown table), and the figures of
 Figure 1 of the study: relative AUC against the number of label combinations
 k, against the images per combination n, and (when the sweep varies it)
 against the resolution, one line per model and fixed setting, with the
-DeLong CI of the ratio (relative_auc.ci_low / ci_high) as error bars.
+DeLong CI of the ratio (relative_auc.ci_low / ci_high) as error bars. Points
+with an audit also get their diagnostics (medgan/study/diagnostics.py:
+memorisation, where the judges look, fidelity) as CSV columns, a table in
+`diagnostics.md` and one `diagnostics_vs_<axis>_<line>.png` per line of a figure.
 """
 
 from __future__ import annotations
@@ -41,11 +44,13 @@ from medgan import (
     fileio,  # noqa: E402
     report_format as fmt,  # noqa: E402
 )
+from medgan.study import diagnostics  # noqa: E402
 from medgan.study.study_gans import model_label  # noqa: E402
 from medgan.workdir import RESULT_FILE  # noqa: E402
 
 CSV_FILE = "aggregate.csv"
 MARKDOWN_FILE = "aggregate.md"
+DIAGNOSTICS_FILE = "diagnostics.md"
 FIGURE_FILES = {
     "num_combinations": "relative_auc_vs_classes.png",
     "per_combination": "relative_auc_vs_samples.png",
@@ -82,7 +87,7 @@ REQUIRED = (
     "study", "source", "model", "resolution", "num_combinations", "per_combination",
     "real_mean_auc", "synthetic_mean_auc", "relative_auc",
 )
-CSV_COLUMNS = tuple(name for name, _ in COLUMNS) + ("path",)
+CSV_COLUMNS = tuple(name for name, _ in COLUMNS) + diagnostics.COLUMNS + ("path",)
 
 # The axes of a benchmark point; a figure puts one on x and keeps the others fixed per line.
 AXES = ("num_combinations", "per_combination", "resolution")
@@ -142,6 +147,7 @@ def row_from_result(result: Any, path: str) -> dict:
         if name in REQUIRED and (not found or (value is None and keys[0] == "point")):
             raise ValueError(f"{'missing key' if not found else 'null value of'} {'.'.join(keys)}")
         row[name] = value
+    row.update(diagnostics.row_from_result(result))
     row["path"] = path
     return row
 
@@ -425,7 +431,28 @@ def aggregate(root: str, out: str | None = None) -> Written:
             notes.extend(f"{name}: {n}" for n in figure_series(rows, axis)[1])
         else:
             skipped[name] = reason
+    if any(diagnostics.has_diagnostics(row) for row in rows):
+        paths.extend(_write_diagnostics(out, root, rows))
     return Written(collected=collected, paths=paths, skipped=skipped, notes=notes, table=table)
+
+
+def _write_diagnostics(out: str, root: str, rows: Sequence[dict]) -> list[str]:
+    """diagnostics.md (every point with an audit) and a diagnostics figure per line of each relative-AUC figure."""
+    path = os.path.join(out, DIAGNOSTICS_FILE)
+    with fileio.atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(f"# Diagnostics of the benchmark points under {os.path.abspath(root)}\n\n")
+        f.write(diagnostics.LEGEND + "\n\n")
+        f.write(diagnostics.markdown_table(rows))
+    paths = [path]
+    by_path = {row["path"]: row for row in rows}
+    for axis, name in FIGURE_FILES.items():
+        for line in figure_series(rows, axis)[0]:
+            slug = "".join(c if c.isalnum() else "_" for c in line.label).strip("_").lower()
+            figure = os.path.join(out, name.replace("relative_auc", "diagnostics").replace(".png", f"_{slug}.png"))
+            title = f"Diagnostics against {AXIS_LABELS[axis]}: {line.label}"
+            if diagnostics.plot(figure, [by_path[p] for p in line.paths], axis, AXIS_LABELS[axis], title) is None:
+                paths.append(figure)
+    return paths
 
 
 def main(argv: Sequence[str]) -> int:

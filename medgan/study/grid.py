@@ -330,6 +330,11 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
 # The classes sweep at CPU size (configs/cpu_classes.py): (k, n) like the study's
 # pairs scaled down, the ends of the sweep first. `make demo` runs its k = 6 fold at size "quick".
 CPU_CLASSES_POINTS = ((2, 320), (10, 100), (6, 120), (4, 200))
+# The samples sweep at CPU size (configs/cpu_samples.py): n training images per combination at
+# k = 2, the study's CheXpert k. The second combination holds ~970 images in the training half
+# of CPU_PATIENTS, so 800 is the largest n; the ends of the sweep first.
+CPU_SAMPLES_CLASSES = 2
+CPU_SAMPLES_POINTS = (50, 800, 100, 400, 200)
 
 
 def cpu_classes_config(

@@ -1,0 +1,67 @@
+"""A sweep's diagnostics (medgan/study/diagnostics.py) from fabricated audits, aggregated beside relative AUC."""
+
+import csv
+import os
+
+import pytest
+from test_aggregate import fabricate, png_size, write
+
+from medgan.study import aggregate, diagnostics
+
+OCCLUSION = [  # "no finding" has no region; b has no synthetic share
+    {"class": "no finding", "images": 4, "correlation": 0.2},
+    {"class": "a", "images": 2, "correlation": 0.1, "share_inside_real": 0.3, "share_inside_synthetic": 0.1,
+     "region_share_of_image": 0.05},
+    {"class": "b", "images": 6, "correlation": 0.3, "share_inside_real": 0.1, "share_inside_synthetic": None,
+     "region_share_of_image": 0.15},
+]
+
+
+def audited(n, nn_synthetic):
+    result = fabricate("pggan", 2, n, study="cpu_samples")
+    result["audit"] = {
+        "memorisation": {"median_nearest_synthetic": nn_synthetic, "median_nearest_test": 0.004, "flagged": 3,
+                         "synthetic_images": 500, "planted_control": {"copies": 20, "flagged": 19}},
+        "fidelity": {"overall": {"synthetic": {"kid": 0.2, "kid_std": 0.01, "precision": 0.7, "recall": 0.1}}},
+        "occlusion": {"classes": OCCLUSION},
+    }
+    return result
+
+
+def test_row_reads_the_audit_with_image_weighted_occlusion_means():
+    row = diagnostics.row_from_result(audited(50, 0.002))
+    assert row["nn_ratio"] == pytest.approx(0.5)
+    assert row["occlusion_inside_real"] == pytest.approx((0.3 * 2 + 0.1 * 6) / 8)
+    assert row["occlusion_inside_synthetic"] == pytest.approx(0.1)  # b has no synthetic share
+    assert row["occlusion_region_share"] == pytest.approx((0.05 * 2 + 0.15 * 6) / 8)
+    assert row["occlusion_positives"] == 8
+    assert (row["flagged"], row["synthetic_images"], row["planted_flagged"], row["planted_copies"]) == (3, 500, 19, 20)
+    assert (row["kid"], row["precision"], row["recall"]) == (0.2, 0.7, 0.1)
+    assert list(row) == list(diagnostics.COLUMNS)
+
+
+def test_a_point_without_an_audit_has_no_diagnostics():
+    row = diagnostics.row_from_result(fabricate("pggan", 2, 50))
+    assert set(row.values()) == {None}
+    assert not diagnostics.has_diagnostics(row)
+
+
+def test_aggregate_writes_the_diagnostics_table_and_figure_of_audited_points(tmp_path):
+    root = tmp_path / "samples"
+    for n, nn in ((50, 0.002), (100, 0.003), (200, 0.004)):
+        write(str(root / f"per_class-{n}" / "results.json"), audited(n, nn))
+    write(str(root / "unaudited" / "results.json"), fabricate("cpd", 2, 50, study="cpu_samples"))
+    written = aggregate.aggregate(str(root))
+    names = [os.path.basename(p) for p in written.paths]
+    assert names[-2:] == ["diagnostics.md", "diagnostics_vs_samples_pggan.png"]  # one line; cpd has one point
+    width, height = png_size(written.paths[-1])
+    assert width > 1000 and height > 300
+    with open(root / "diagnostics.md") as f:
+        table = [line for line in f if line.startswith("| pggan")]
+    assert len(table) == 3  # the unaudited cpd point is not in the table
+    assert table[0].split("|")[6].strip() == "0.500"  # NN ratio at n = 50
+    assert "19 of 20" in table[0]
+    with open(root / "aggregate.csv") as f:
+        rows = {r["path"]: r for r in csv.DictReader(f)}
+    assert float(rows["per_class-100/results.json"]["nn_ratio"]) == pytest.approx(0.75)
+    assert rows["unaudited/results.json"]["nn_ratio"] == ""
