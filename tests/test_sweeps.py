@@ -6,6 +6,7 @@ interpreter that writes results.json (or fails) in milliseconds, and one real
 command line it builds is the one medgan.main accepts.
 """
 
+import functools
 import glob
 import os
 import shlex
@@ -30,7 +31,7 @@ EXPECTED_POINTS = {  # the study's two GANs per study file
     "chexpert_classes": 12, "chexpert_samples": 16, "chexpert_resolution": 10,
     "rsna_classes": 10, "rsna_samples": 16, "rsna_resolution": 10,
     "demo_sweep": 4, "demo": 1, "gan": 3, "classifier": 6, "prepare": 25, "synthesize": 1,
-    "cpu_classes": 4, "cpu_samples": 5, "calibrate_phantoms": 5,
+    "cpu_classes": 4, "cpu_samples": 5, "cpu_resolution": 3, "calibrate_phantoms": 5,
 }
 STUDY_FILES = {
     "chexpert_classes": (studies.CHEST, "classes"), "chexpert_samples": (studies.CHEST, "samples"),
@@ -102,10 +103,24 @@ def test_study_files_sweep_the_study_values_for_every_model(name):
 
 
 def test_cpu_points_train_in_steps_at_one_batch_not_the_study_schedule():
-    for name in ("demo", "demo_sweep", "cpu_classes", "cpu_samples"):
+    for name in ("demo", "demo_sweep", "cpu_classes", "cpu_samples", "cpu_resolution"):
         for point in sweeps.expand(f"{REPO}/configs/{name}.py"):
             gan = sweeps.load_point_config(point).gan
             assert (gan.batch_by_resolution, gan.total_kimg, gan.kimg_per_phase) == ((), 0.0, 0.0), point
+
+
+def test_cpu_resolution_points_reach_full_size_at_the_same_step_and_scale_the_occlusion_patch():
+    from medgan.models.pggan import phase_schedule
+
+    for point in sweeps.expand(f"{REPO}/configs/cpu_resolution.py"):
+        config = sweeps.load_point_config(point)
+        gan, px = config.gan, config.data.resolution
+        schedule = functools.partial(phase_schedule, start=gan.start_resolution, resolution=px,
+                                     steps_per_phase=gan.steps_per_phase)
+        assert schedule(800) == (px, 1.0), point
+        assert schedule(780) != (px, 1.0), point
+        assert config.audit.occlusion_patch * 32 == 6 * px
+        assert (config.fold.num_combinations, config.fold.per_combination) == (0, 0)  # the unbalanced fold
 
 
 def test_models_sweep_argument_adds_the_extension_and_rejects_unknown_models():

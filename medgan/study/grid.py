@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 import ml_collections
+import numpy as np
 
 from medgan import configuration
 from medgan.study import presets
@@ -335,6 +336,37 @@ CPU_CLASSES_POINTS = ((2, 320), (10, 100), (6, 120), (4, 200))
 # of CPU_PATIENTS, so 800 is the largest n; the ends of the sweep first.
 CPU_SAMPLES_CLASSES = 2
 CPU_SAMPLES_POINTS = (50, 800, 100, 400, 200)
+
+
+# The resolution sweep at CPU size (configs/cpu_resolution.py): phantom chest X-rays (the study's
+# Support Devices finding is a chest class), the study's unbalanced fold of every combination with
+# more than CPU_RESOLUTION_MIN_IMAGES images, (val, test) images in all.
+CPU_RESOLUTIONS = (32, 64, 128)
+CPU_RESOLUTION_PATIENTS = 3000
+CPU_RESOLUTION_MIN_IMAGES = 100
+CPU_RESOLUTION_HOLDOUT = (300, 900)
+
+
+def cpu_resolution_config(*, resolution: int, model: str = "pggan", gan_steps: int = CPU_GAN_STEPS,
+                          patients: int = CPU_RESOLUTION_PATIENTS) -> ml_collections.ConfigDict:
+    """One point of the CPU resolution sweep: the classes sweep's networks, the GAN grown to `resolution`.
+
+    The progressive GAN's phases shrink with the number of doublings from 8 px
+    so that every resolution reaches full size at the same step (step 800 of
+    1,500) and trains the same number of steps there. The audit's occlusion
+    patch scales with the image (6 px at 32 px).
+    """
+    config = point_config(
+        source="phantom_chest", resolution=resolution, classes=0, per_class=0, model=model,
+        holdout=CPU_RESOLUTION_HOLDOUT, devices=1, patients=patients, study="cpu_resolution",
+        min_images=CPU_RESOLUTION_MIN_IMAGES,
+    )
+    config = cpu_scale(config, "demo")
+    doublings = int(np.log2(resolution // config.gan.start_resolution))
+    config.gan.steps_per_phase = 400 // doublings
+    config.gan.num_steps = gan_steps
+    config.audit.occlusion_patch = 6 * resolution // 32
+    return config
 
 
 def cpu_classes_config(
