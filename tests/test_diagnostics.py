@@ -6,7 +6,7 @@ import os
 import pytest
 from test_aggregate import fabricate, png_size, write
 
-from medgan.study import aggregate, diagnostics
+from medgan.study import aggregate, diagnostics, per_class
 
 OCCLUSION = [  # "no finding" has no region; b has no synthetic share
     {"class": "no finding", "images": 4, "correlation": 0.2},
@@ -65,3 +65,41 @@ def test_aggregate_writes_the_diagnostics_table_and_figure_of_audited_points(tmp
         rows = {r["path"]: r for r in csv.DictReader(f)}
     assert float(rows["per_class-100/results.json"]["nn_ratio"]) == pytest.approx(0.75)
     assert rows["unaudited/results.json"]["nn_ratio"] == ""
+
+
+def paired(real, synthetic, low, high, *, positives=10, defined=True):
+    difference = None if real is None else real - synthetic
+    return {"auc_a": real, "auc_b": synthetic, "difference": difference, "ci_low": low, "ci_high": high,
+            "p_value": 0.01, "positives": positives, "defined": defined, "variance_defined": defined}
+
+
+def with_classes(n, support_devices_synthetic):
+    result = fabricate("pggan", 6, 100, study="cpu_resolution", resolution=n)
+    result["delong"]["classes"] = {
+        "Support Devices": paired(0.8, support_devices_synthetic, 0.1, 0.3),
+        "Fracture": paired(None, None, None, None, positives=0, defined=False),
+    }
+    return result
+
+
+def test_per_class_relative_auc_maps_the_delong_ci_of_the_difference_onto_the_ratio():
+    (row,) = per_class.rows_from_result(with_classes(32, 0.6), "p/results.json")  # the undefined class is left out
+    assert row["class"] == "Support Devices"
+    assert row["relative_auc"] == pytest.approx(0.75)
+    assert (row["relative_ci_low"], row["relative_ci_high"]) == (pytest.approx(1 - 0.3 / 0.8),
+                                                                pytest.approx(1 - 0.1 / 0.8))
+
+
+def test_aggregate_writes_per_class_csv_and_figure_over_resolution(tmp_path):
+    root = tmp_path / "resolution"
+    for px, synthetic in ((32, 0.7), (64, 0.6), (128, 0.5)):
+        write(str(root / f"resolution-{px}" / "results.json"), with_classes(px, synthetic))
+    written = aggregate.aggregate(str(root))
+    names = [os.path.basename(p) for p in written.paths]
+    assert "per_class.csv" in names and "per_class_vs_resolution_pggan.png" in names
+    assert "diagnostics.md" not in names  # no audit in these points
+    with open(root / "per_class.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["path"].split("/")[0], r["class"]) for r in rows] == [
+        (f"resolution-{px}", "Support Devices") for px in (32, 64, 128)]
+    assert [float(r["relative_auc"]) for r in rows] == pytest.approx([0.875, 0.75, 0.625])

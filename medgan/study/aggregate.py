@@ -20,7 +20,9 @@ against the resolution, one line per model and fixed setting, with the
 DeLong CI of the ratio (relative_auc.ci_low / ci_high) as error bars. Points
 with an audit also get their diagnostics (medgan/study/diagnostics.py:
 memorisation, where the judges look, fidelity) as CSV columns, a table in
-`diagnostics.md` and one `diagnostics_vs_<axis>_<line>.png` per line of a figure.
+`diagnostics.md` and one `diagnostics_vs_<axis>_<line>.png` per line of a figure;
+points with per-class paired tests get `per_class.csv` and one
+`per_class_vs_<axis>_<line>.png` per line (medgan/study/per_class.py).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from medgan import (
     fileio,  # noqa: E402
     report_format as fmt,  # noqa: E402
 )
-from medgan.study import diagnostics  # noqa: E402
+from medgan.study import diagnostics, per_class  # noqa: E402
 from medgan.study.study_gans import model_label  # noqa: E402
 from medgan.workdir import RESULT_FILE  # noqa: E402
 
@@ -149,6 +151,7 @@ def row_from_result(result: Any, path: str) -> dict:
         row[name] = value
     row.update(diagnostics.row_from_result(result))
     row["path"] = path
+    row["per_class"] = per_class.rows_from_result(result, path)  # not a CSV column: per_class.csv
     return row
 
 
@@ -431,26 +434,41 @@ def aggregate(root: str, out: str | None = None) -> Written:
             notes.extend(f"{name}: {n}" for n in figure_series(rows, axis)[1])
         else:
             skipped[name] = reason
-    if any(diagnostics.has_diagnostics(row) for row in rows):
-        paths.extend(_write_diagnostics(out, root, rows))
+    paths.extend(_write_line_reports(out, root, rows))
     return Written(collected=collected, paths=paths, skipped=skipped, notes=notes, table=table)
 
 
-def _write_diagnostics(out: str, root: str, rows: Sequence[dict]) -> list[str]:
-    """diagnostics.md (every point with an audit) and a diagnostics figure per line of each relative-AUC figure."""
-    path = os.path.join(out, DIAGNOSTICS_FILE)
-    with fileio.atomic_path(path) as tmp, open(tmp, "w") as f:
-        f.write(f"# Diagnostics of the benchmark points under {os.path.abspath(root)}\n\n")
-        f.write(diagnostics.LEGEND + "\n\n")
-        f.write(diagnostics.markdown_table(rows))
-    paths = [path]
+def _write_line_reports(out: str, root: str, rows: Sequence[dict]) -> list[str]:
+    """diagnostics.md and per_class.csv, and for each line of a relative-AUC figure its diagnostics and
+    per-class figures; each only where the points have an audit or per-class paired tests."""
+    paths = []
+    audited = any(diagnostics.has_diagnostics(row) for row in rows)
+    if audited:
+        path = os.path.join(out, DIAGNOSTICS_FILE)
+        with fileio.atomic_path(path) as tmp, open(tmp, "w") as f:
+            f.write(f"# Diagnostics of the benchmark points under {os.path.abspath(root)}\n\n")
+            f.write(diagnostics.LEGEND + "\n\n")
+            f.write(diagnostics.markdown_table(rows))
+        paths.append(path)
+    classes = [r for row in rows for r in row.get("per_class", ())]
+    if classes:
+        paths.append(os.path.join(out, per_class.CSV_FILE))
+        per_class.write_csv(paths[-1], classes)
     by_path = {row["path"]: row for row in rows}
     for axis, name in FIGURE_FILES.items():
         for line in figure_series(rows, axis)[0]:
             slug = "".join(c if c.isalnum() else "_" for c in line.label).strip("_").lower()
+            members = [by_path[p] for p in line.paths]
             figure = os.path.join(out, name.replace("relative_auc", "diagnostics").replace(".png", f"_{slug}.png"))
-            title = f"Diagnostics against {AXIS_LABELS[axis]}: {line.label}"
-            if diagnostics.plot(figure, [by_path[p] for p in line.paths], axis, AXIS_LABELS[axis], title) is None:
+            if audited and diagnostics.plot(figure, members, axis, AXIS_LABELS[axis],
+                                            f"Diagnostics against {AXIS_LABELS[axis]}: {line.label}") is None:
+                paths.append(figure)
+            figure = os.path.join(out, name.replace("relative_auc", "per_class").replace(".png", f"_{slug}.png"))
+            if classes and per_class.plot(
+                figure, [(row[axis], row["per_class"]) for row in members], AXIS_LABELS[axis],
+                f"Per-class relative AUC against {AXIS_LABELS[axis]}: {line.label}\n(error bars: DeLong CI)",
+                log_base=2 if axis == "resolution" else 10,
+            ) is None:
                 paths.append(figure)
     return paths
 
