@@ -103,3 +103,21 @@ def test_aggregate_writes_per_class_csv_and_figure_over_resolution(tmp_path):
     assert [(r["path"].split("/")[0], r["class"]) for r in rows] == [
         (f"resolution-{px}", "Support Devices") for px in (32, 64, 128)]
     assert [float(r["relative_auc"]) for r in rows] == pytest.approx([0.875, 0.75, 0.625])
+
+
+def test_results_tables_prints_point_diagnostics_and_per_class_rows_of_every_point(tmp_path, capsys):
+    from medgan.study import results_tables
+
+    root = tmp_path / "points"
+    for px, synthetic in ((32, 0.7), (64, 0.6)):
+        result = with_classes(px, synthetic)
+        result["audit"] = audited(100, 0.002)["audit"]
+        result["gan"].update(best_fd=1.234, selected_step=750, steps=1500)
+        write(str(root / f"resolution-{px}" / "results.json"), result)
+    assert results_tables.main([str(root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    point = f"`{os.path.normpath(root / 'resolution-32')}`"
+    assert f"| {point} | 6 | 100 |" in lines[2] and "| 1.23 at step 750 of 1500 | 10.0 |" in lines[2]
+    assert sum(line.endswith(f"| {point} |") for line in lines) == 2  # its diagnostics and per-class rows
+    assert any(line.startswith("| Support Devices | 64 | 6 | 100 | 10 | 0.800 | 0.600 | 0.750 |") for line in lines)
+    assert results_tables.main([str(tmp_path / "none")]) == 2

@@ -2,8 +2,9 @@
 
 Every row of a RESULTS.md measurement table names a committed point
 (`results/<study>/points/<point>/results.json`); its real, synthetic and
-relative AUC, relative-AUC CI, DeLong p-value and the synthetic AUC's CI must be those of that file,
-formatted as every medgan report formats them. A number typed by hand, or a
+relative AUC, relative-AUC CI, DeLong p-value, the synthetic AUC's CI, the GAN's best FD and the wall time
+must be those of that file (medgan/study/results_tables.py, which prints them: launch/results_tables.py);
+so must the diagnostics and per-class rows, which name their point in the last cell. A number typed by hand, or a
 result rerun without updating the page, fails here.
 """
 
@@ -14,6 +15,7 @@ import re
 import pytest
 
 from medgan import report_format as fmt
+from medgan.study import results_tables
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_MD = os.path.join(REPO, "RESULTS.md")
@@ -39,15 +41,27 @@ def test_every_row_is_the_committed_results_json(row):
     with open(path) as f:
         result = json.load(f)
     cells = [c.strip() for c in row["cells"].split("|")]
-    point, relative, mean = result["point"], result["relative_auc"], result["delong"]["mean"]
-    expected = [
-        str(point["num_combinations"]), str(point["per_combination"]),
-        fmt.number(result["real"]["mean_auc"]), fmt.number(result["synthetic"]["mean_auc"]),
-        fmt.number(relative["mean"]), fmt.interval(relative["ci_low"], relative["ci_high"]),
-        fmt.p_value(mean["p_value"] if mean else None),
-        fmt.interval(*result["synthetic"]["mean_auc_ci"]),
-    ]
-    assert cells[: len(expected)] == expected
+    assert cells == results_tables.point_cells(result, row["path"])[1:]
+
+
+PATH_LAST = re.compile(r"^\|(?P<cells>.*)\| `(?P<path>results/[^`]+/points/[^`]+)` \|\s*$")
+
+
+def _path_last_rows():
+    with open(RESULTS_MD) as f:
+        return [m for m in (PATH_LAST.match(line) for line in f) if m]
+
+
+@pytest.mark.parametrize("row", _path_last_rows(), ids=lambda m: f"{m['path']}:{m['cells'].split('|')[0].strip()}")
+def test_every_diagnostics_and_per_class_row_is_the_committed_results_json(row):
+    with open(os.path.join(REPO, row["path"], "results.json")) as f:
+        result = json.load(f)
+    cells = [c.strip() for c in row["cells"].split("|")] + [f"`{row['path']}`"]
+    if len(cells) == len(results_tables.DIAGNOSTICS_HEADER):
+        assert cells == results_tables.diagnostics_cells(result, row["path"])
+    else:
+        assert len(cells) == len(results_tables.PER_CLASS_HEADER), f"{row['path']}: a row of no known table"
+        assert cells in results_tables.per_class_cells(result, row["path"])
 
 
 MAMMO_RESULT = os.path.join(REPO, "results", "mammo_demo", "results.json")
