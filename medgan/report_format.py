@@ -31,6 +31,11 @@ def p_value(p: Any) -> str:
     return f"< {P_FLOOR:.4f}" if p < P_FLOOR else f"{p:.4f}"
 
 
+def axis(value: Any) -> str:
+    """A fold axis k or n: "all" for 0 (every combination kept, or the unbalanced fold's every image)."""
+    return "all" if value == 0 else str(value)
+
+
 def p_clause(p: Any) -> str:
     """"p = 0.0312" or "p < 0.0001", for a sentence."""
     text = p_value(p)

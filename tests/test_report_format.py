@@ -8,6 +8,7 @@ from medgan import fileio, report_format as fmt, workdir
 def test_numbers_intervals_and_missing_values():
     assert fmt.number(0.81234) == "0.812" and fmt.number(2.5, 0) == "2" and fmt.number(None) == "n/a"
     assert fmt.interval(0.1, 0.25) == "[0.100, 0.250]" and fmt.interval(0.1, None) == "n/a"
+    assert (fmt.axis(0), fmt.axis(6)) == ("all", "6")  # k or n of the unbalanced fold
 
 
 def test_p_values_read_as_people_quote_them():

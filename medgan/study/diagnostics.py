@@ -110,7 +110,7 @@ def markdown_cells(row: dict) -> list[str]:
         return fmt.MISSING if a is None or b is None else f"{a} of {b}"
 
     return [
-        str(row["model"]), str(row["num_combinations"]), str(row["per_combination"]), str(row["resolution"]),
+        str(row["model"]), fmt.axis(row["num_combinations"]), fmt.axis(row["per_combination"]), str(row["resolution"]),
         fmt.number(row["relative_auc"]), fmt.number(row["nn_ratio"]),
         ratio(row["flagged"], row["synthetic_images"]), ratio(row["planted_flagged"], row["planted_copies"]),
         fmt.number(row["kid"]), fmt.number(row["precision"]), fmt.number(row["recall"]),

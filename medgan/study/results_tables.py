@@ -40,7 +40,7 @@ def point_cells(result: dict, point: str) -> list[str]:
     fd = (fmt.MISSING if gan.get("best_fd") is None
           else f"{gan['best_fd']:.2f} at step {gan['selected_step']} of {gan['steps']}")
     return [
-        f"`{point}`", str(info["num_combinations"]), str(info["per_combination"]),
+        f"`{point}`", fmt.axis(info["num_combinations"]), fmt.axis(info["per_combination"]),
         fmt.number(result["real"]["mean_auc"]), fmt.number(result["synthetic"]["mean_auc"]),
         fmt.number(relative["mean"]), fmt.interval(relative["ci_low"], relative["ci_high"]),
         fmt.p_value(mean["p_value"] if mean else None),
@@ -57,8 +57,9 @@ def diagnostics_cells(result: dict, point: str) -> list[str]:
 def per_class_cells(result: dict, point: str) -> list[list[str]]:
     """The per-class rows (PER_CLASS_HEADER) of one point, in class order."""
     info = result["point"]
-    return [[row["class"], str(info["resolution"]), str(info["num_combinations"]), str(info["per_combination"]),
-             str(row["positives"]), fmt.number(row["real_auc"]), fmt.number(row["synthetic_auc"]),
+    k, n = fmt.axis(info["num_combinations"]), fmt.axis(info["per_combination"])
+    return [[row["class"], str(info["resolution"]), k, n, str(row["positives"]),
+             fmt.number(row["real_auc"]), fmt.number(row["synthetic_auc"]),
              fmt.number(row["relative_auc"]), fmt.interval(row["relative_ci_low"], row["relative_ci_high"]),
              fmt.p_value(row["delong_p_value"]), f"`{point}`"]
             for row in per_class.rows_from_result(result, point)]
