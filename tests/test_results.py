@@ -112,7 +112,7 @@ MAMMO_VARIANT = re.compile(r"^\| `(?P<path>results/mammo_[^`]+)` \| [^|]+ \|(?P<
 def mammo_variant_cells(result: dict) -> str:
     """The measured cells of a mammography-variant row: GAN steps, AUC per share, each GAN's score shift."""
     steps = ", ".join(str(result["gans"][lesion]["steps"]) for lesion in ("mass", "calcification", "removal"))
-    aucs = [fmt.number(row["auc"]) for row in result["table"]]
+    aucs = [fmt.number(row["auc"]) for row in result["table"] if row["p0"] in (0.0, 0.5, 1.0)]
     shifts = {e["lesion"]: f"{fmt.number(e['mean_before'])} -> {fmt.number(e['mean_after'])}"
               for e in result["lesion_effects"]}
     return " | ".join([steps, *aucs, *(shifts[lesion] for lesion in ("mass", "calcification", "removal"))])
