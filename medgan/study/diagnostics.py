@@ -161,6 +161,8 @@ def plot(path: str, rows: Sequence[dict], x_axis: str, x_label: str, title: str)
             ax.axhline(reference, color="0.5", linewidth=0.8, linestyle="--",
                        label="no memorisation" if panel == "memorisation" else "synthetic = real")
         if panel == "relative AUC":
+            ax.plot(x, 0.5 / series("real_mean_auc"), "v:", color="0.35", markersize=4, linewidth=1.0,
+                    label="synthetic judge at chance (0.5 / real AUC)")
             y = series("relative_auc")
             ax.errorbar(x, y, yerr=np.nan_to_num([y - series("relative_auc_ci_low"),
                                                   series("relative_auc_ci_high") - y]),
@@ -171,7 +173,7 @@ def plot(path: str, rows: Sequence[dict], x_axis: str, x_label: str, title: str)
             kid.errorbar(x, series("kid"), yerr=np.nan_to_num(series("kid_std")), fmt="^:", color="tab:red",
                          markersize=4, capsize=3, linewidth=1.0, label="KID")
             kid.set_ylabel("KID", color="tab:red")
-            kid.legend(fontsize=7, loc="upper right")
+            kid.legend(fontsize=7, loc="lower right")
         ax.set_title(panel, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_xscale("log")
@@ -180,7 +182,7 @@ def plot(path: str, rows: Sequence[dict], x_axis: str, x_label: str, title: str)
         ax.minorticks_off()
         ax.set_xlabel(x_label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="best")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     with fileio.atomic_path(path) as tmp:
