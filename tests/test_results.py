@@ -79,21 +79,34 @@ def test_the_mammography_table_is_the_committed_study_result():
 
 
 READERS = os.path.join(REPO, "results", "demo_readers")
+RESOLUTION_READERS = os.path.join(REPO, "results", "resolution_readers")
 
 
-def test_the_simulated_reader_table_is_the_committed_scores():
+@pytest.mark.parametrize("readers", [READERS, RESOLUTION_READERS], ids=os.path.basename)
+def test_the_simulated_reader_tables_are_the_committed_scores(readers):
     with open(RESULTS_MD) as f:
         page = f.read().splitlines()
-    with open(os.path.join(READERS, "simulated", "scores.md")) as f:
+    with open(os.path.join(readers, "simulated", "scores.md")) as f:
         rows = [line for line in f.read().splitlines() if line.startswith("| classifier")]
     assert rows, "the committed simulated-reader scores have no classifier row"
     for line in rows:
         assert line in page, f"RESULTS.md lacks the simulated reader's row {line!r}"
+
+
+def test_the_simulated_readers_held_out_aucs_are_stated_as_committed():
+    with open(RESULTS_MD) as f:
+        page = " ".join(f.read().split())
     with open(os.path.join(READERS, "results.json")) as f:
         (held,) = json.load(f)["simulated_reader"]["per_resolution"].values()
     stated = f"on {held['held_out_images']} further held-out images (a tenth of each pool) is also " \
              f"{fmt.number(held['held_out_auc'])}"
-    assert stated in " ".join(page), "RESULTS.md must state the simulated reader's held-out AUC as committed"
+    assert stated in page, "RESULTS.md must state the demo's simulated reader's held-out AUC as committed"
+    with open(os.path.join(RESOLUTION_READERS, "results.json")) as f:
+        per_resolution = json.load(f)["simulated_reader"]["per_resolution"]
+    stated = "held-out AUC " + " and ".join(
+        f"{fmt.number(h['held_out_auc'])} on {h['held_out_images']} images at {px} px"
+        for px, h in sorted(per_resolution.items(), key=lambda item: int(item[0])))
+    assert stated in page, f"RESULTS.md must state {stated!r}"
 
 
 def test_every_number_of_the_summary_is_in_a_checked_table_below_it():
