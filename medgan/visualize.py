@@ -88,6 +88,19 @@ def _save(figure, path: str, title: str = "", title_size: int = 9) -> None:
     plt.close(figure)
 
 
+def sweep_x_axis(ax, xs: Sequence[float], label: str, log_base: float | None = None) -> None:
+    """Sets a sweep's x axis on `ax`: ticks at the swept values `xs` only, printed plainly (32, not 2^5).
+
+    `log_base` None keeps the axis linear (k = 2, 4, 6, 10); 10 suits n, 2 suits resolutions.
+    """
+    if log_base is not None:
+        ax.set_xscale("log", base=log_base)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([f"{x:g}" for x in xs])
+    ax.minorticks_off()
+    ax.set_xlabel(label)
+
+
 def _wrap(text: str, width: int = 26) -> str:
     """Breaks each line of `text` at spaces into lines of at most `width` characters (longer words stay whole)."""
     lines = []

@@ -261,3 +261,24 @@ def test_main_strict_and_empty(sweep, tmp_path, capsys):
     empty.mkdir()
     assert aggregate.main([str(empty)]) == 2
     assert "no benchmark point" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("axis, scale, base", [("num_combinations", "linear", None), ("per_combination", "log", 10),
+                                               ("resolution", "log", 2)])
+def test_sweep_x_axis_ticks_only_the_swept_values_on_the_axis_scale(axis, scale, base):
+    import matplotlib.pyplot as plt
+
+    from medgan import visualize
+
+    figure, ax = plt.subplots()
+    xs = [32.0, 64.0, 128.0]
+    ax.plot(xs, [0.7, 0.8, 0.6])
+    visualize.sweep_x_axis(ax, xs, aggregate.AXIS_LABELS[axis], aggregate.AXIS_LOG_BASE.get(axis))
+    assert ax.get_xscale() == scale
+    if base is not None:
+        assert ax.xaxis.get_transform().base == base
+    np.testing.assert_array_equal(ax.get_xticks(), xs)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "128"]
+    assert len(ax.xaxis.get_minor_locator().tick_values(32, 128)) == 0
+    assert ax.get_xlabel() == aggregate.AXIS_LABELS[axis]
+    plt.close(figure)

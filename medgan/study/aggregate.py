@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 from medgan import (
     fileio,  # noqa: E402
     report_format as fmt,  # noqa: E402
+    visualize,  # noqa: E402
 )
 from medgan.study import diagnostics, per_class  # noqa: E402
 from medgan.study.study_gans import model_label  # noqa: E402
@@ -98,6 +99,8 @@ AXIS_LABELS = {
     "per_combination": "training images per label combination n",
     "resolution": "resolution (px)",
 }
+# Axes drawn on a log scale and its base; k stays linear, as in the study's Figure 1a.
+AXIS_LOG_BASE = {"per_combination": 10, "resolution": 2}
 AXIS_SHORT = {"num_combinations": "k", "per_combination": "n", "resolution": "res"}
 # The classes sweep of the study ties n to k (fewer combinations, more images
 # each: chest (20, 1450) ... (2, 6300)), so in the classes figure n may follow
@@ -356,7 +359,7 @@ def plot_relative_auc(path: str, rows: Sequence[dict], x_axis: str) -> str | Non
     seen_per_model: collections.Counter = collections.Counter()
     figure, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle="--", label="synthetic = real")
-    log_x = x_axis in ("per_combination", "resolution")
+    log_x = x_axis in AXIS_LOG_BASE
     span = max(distinct) - min(distinct)
     for j, line in enumerate(lines):
         i = seen_per_model[line.model]
@@ -367,15 +370,8 @@ def plot_relative_auc(path: str, rows: Sequence[dict], x_axis: str) -> str | Non
         ax.errorbar(x, line.y, yerr=np.nan_to_num(line.yerr, nan=0.0), label=line.label,
                     color=colours[line.model], linestyle=styles[i % len(styles)], marker=markers[i % len(markers)],
                     markersize=4, capsize=3, linewidth=1.2)
-    if x_axis == "per_combination":
-        ax.set_xscale("log")
-    elif x_axis == "resolution":
-        ax.set_xscale("log", base=2)
-    xs = sorted({float(x) for line in lines for x in line.x})
-    ax.set_xticks(xs)
-    ax.set_xticklabels([f"{x:g}" for x in xs])
-    ax.minorticks_off()
-    ax.set_xlabel(AXIS_LABELS[x_axis])
+    visualize.sweep_x_axis(ax, sorted({float(x) for line in lines for x in line.x}), AXIS_LABELS[x_axis],
+                           AXIS_LOG_BASE.get(x_axis))
     ax.set_ylabel("relative AUC (synthetic / real)")
     ax.set_title(f"relative AUC vs {AXIS_LABELS[x_axis]}\n(error bars: DeLong {_level(rows)} CI)", fontsize=9)
     ax.grid(alpha=0.3)
@@ -461,13 +457,14 @@ def _write_line_reports(out: str, root: str, rows: Sequence[dict]) -> list[str]:
             members = [by_path[p] for p in line.paths]
             figure = os.path.join(out, name.replace("relative_auc", "diagnostics").replace(".png", f"_{slug}.png"))
             if audited and diagnostics.plot(figure, members, axis, AXIS_LABELS[axis],
-                                            f"Diagnostics against {AXIS_LABELS[axis]}: {line.label}") is None:
+                                            f"Diagnostics against {AXIS_LABELS[axis]}: {line.label}",
+                                            log_base=AXIS_LOG_BASE.get(axis)) is None:
                 paths.append(figure)
             figure = os.path.join(out, name.replace("relative_auc", "per_class").replace(".png", f"_{slug}.png"))
             if classes and per_class.plot(
                 figure, [(row[axis], row["per_class"]) for row in members], AXIS_LABELS[axis],
                 f"Per-class relative AUC against {AXIS_LABELS[axis]}: {line.label}\n(error bars: DeLong CI)",
-                log_base=2 if axis == "resolution" else 10,
+                log_base=AXIS_LOG_BASE.get(axis),
             ) is None:
                 paths.append(figure)
     return paths

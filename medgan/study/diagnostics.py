@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 from medgan import (
     fileio,  # noqa: E402
     report_format as fmt,  # noqa: E402
+    visualize,  # noqa: E402
 )
 
 LEGEND = (
@@ -140,8 +141,11 @@ PANELS = (
 )
 
 
-def plot(path: str, rows: Sequence[dict], x_axis: str, x_label: str, title: str) -> str | None:
+def plot(path: str, rows: Sequence[dict], x_axis: str, x_label: str, title: str, *,
+         log_base: float | None = None) -> str | None:
     """Draws the diagnostics of `rows` (one line of points: one model, one setting) against `x_axis`.
+
+    `log_base` as in visualize.sweep_x_axis (None: a linear axis).
 
     Returns None when written (atomically), else why not: fewer than 2 points with an audit.
     """
@@ -176,11 +180,7 @@ def plot(path: str, rows: Sequence[dict], x_axis: str, x_label: str, title: str)
             kid.legend(fontsize=7, loc="lower right")
         ax.set_title(panel, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
-        ax.set_xscale("log")
-        ax.set_xticks(x)
-        ax.set_xticklabels([f"{v:g}" for v in x])
-        ax.minorticks_off()
-        ax.set_xlabel(x_label)
+        visualize.sweep_x_axis(ax, x, x_label, log_base)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     figure.suptitle(title, fontsize=10)

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from medgan import fileio  # noqa: E402
+from medgan import fileio, visualize  # noqa: E402
 
 CSV_FILE = "per_class.csv"
 COLUMNS = ("path", "class", "positives", "real_auc", "synthetic_auc", "relative_auc", "relative_ci_low",
@@ -56,7 +56,7 @@ def write_csv(path: str, rows: Sequence[dict]) -> None:
 
 
 def plot(path: str, points: Sequence[tuple[float, list[dict]]], x_label: str, title: str, *,
-         log_base: float = 10) -> str | None:
+         log_base: float | None = None) -> str | None:
     """Per-class relative AUC against x: `points` is [(x, that point's per-class rows)] of one sweep line.
 
     One line per class with a value at 2 or more x, DeLong CI error bars, the
@@ -80,12 +80,7 @@ def plot(path: str, points: Sequence[tuple[float, list[dict]]], x_label: str, ti
         high = np.array([np.nan if v[1]["relative_ci_high"] is None else v[1]["relative_ci_high"] for v in values])
         ax.errorbar(x, y, yerr=np.nan_to_num(np.stack([y - low, high - y])), label=name, color=colours(i % 10),
                     marker="o", markersize=4, capsize=2, linewidth=1.2, linestyle="-" if i < 10 else "--")
-    xs = sorted({v[0] for values in drawn.values() for v in values})
-    ax.set_xscale("log", base=log_base)
-    ax.set_xticks(xs)
-    ax.set_xticklabels([f"{x:g}" for x in xs])
-    ax.minorticks_off()
-    ax.set_xlabel(x_label)
+    visualize.sweep_x_axis(ax, sorted({v[0] for values in drawn.values() for v in values}), x_label, log_base)
     ax.set_ylabel("relative AUC of the class (synthetic / real)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
