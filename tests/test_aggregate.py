@@ -29,7 +29,7 @@ def relative(model, k, n):
     return 1 - 0.05 * k + n / 1000 + (0.01 if model == "cpd" else 0.0)
 
 
-def fabricate(model, k, n, *, study="demo_sweep", resolution=32, ci=True):
+def fabricate(model, k, n, *, study="demo_sweep", resolution=32, ci=True, seed=0):
     """A benchmark point's results.json (the keys medgan/jobs/benchmark.py writes) with known numbers."""
     rel = relative(model, k, n)
     real = 0.8 + k / 100
@@ -50,6 +50,7 @@ def fabricate(model, k, n, *, study="demo_sweep", resolution=32, ci=True):
                                                         "test": k * n // 10}},
         "wall_seconds": {"prepare": 1.5, "total": 100.25 * k},
         "report": "report.md",
+        "configs": {"benchmark": {"seed": seed}},
     }
 
 
@@ -128,16 +129,16 @@ def test_markdown_table_sorted_by_study_model_k_n(sweep):
     assert len(lines) == 2 + 13
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert [c[0] for c in cells] == ["a_first"] + ["demo_sweep"] * 12
-    order = [(c[2], int(c[4]), int(c[5])) for c in cells[1:]]
+    order = [(c[2], int(c[5]), int(c[6])) for c in cells[1:]]
     assert order == [(m, k, n) for m in ("cpd", "pggan") for k in KS for n in NS]
     first = cells[1]  # cpd, k=2, n=50
     rel = relative("cpd", 2, 50)
-    assert first[:6] == ["demo_sweep", "phantom_head_ct", "cpd", "32", "2", "50"]
-    assert first[8] == f"{rel:.3f}"
-    assert first[9] == f"[{rel - 0.02:.3f}, {rel + 0.03:.3f}]"
-    assert first[13] == "80/10/10"
+    assert first[:7] == ["demo_sweep", "phantom_head_ct", "cpd", "0", "32", "2", "50"]
+    assert first[9] == f"{rel:.3f}"
+    assert first[10] == f"[{rel - 0.02:.3f}, {rel + 0.03:.3f}]"
+    assert first[14] == "80/10/10"
     no_ci = cells[1 + 3]  # cpd, k=4, n=100
-    assert no_ci[9] == no_ci[10] == no_ci[12] == "n/a"
+    assert no_ci[10] == no_ci[11] == no_ci[13] == "n/a"
 
 
 def test_medgan_extensions_are_labelled_as_such_in_the_table_and_the_figure_legend():
@@ -236,6 +237,23 @@ def test_resolution_figure_when_the_sweep_varies_it(tmp_path):
     np.testing.assert_array_equal(lines[0].x, [32, 64, 128])
 
 
+def test_two_seeds_of_a_point_draw_two_lines_labelled_by_seed(tmp_path):
+    root = tmp_path / "seeds"
+    for seed in (0, 1):
+        for k in KS:
+            result = fabricate("pggan", k, 100, seed=seed)
+            result["relative_auc"]["mean"] += 0.1 * seed
+            write(str(root / f"seed{seed}" / f"classes-{k}" / "results.json"), result)
+    rows = aggregate.collect(str(root)).rows
+    assert [row["seed"] for row in rows] == [0, 0, 0, 1, 1, 1]
+    lines, notes = aggregate.figure_series(rows, "num_combinations")
+    assert not notes
+    assert [line.label for line in lines] == ["pggan, seed=0, n=100", "pggan, seed=1, n=100"]
+    np.testing.assert_allclose(lines[1].y - lines[0].y, 0.1)
+    table = aggregate.markdown_table(rows).split("\n")[2:-1]
+    assert [row.split("|")[4].strip() for row in table] == ["0", "0", "0", "1", "1", "1"]
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, os.path.join(REPO, "launch", "aggregate.py"), *args],
                           capture_output=True, text=True, timeout=60)
@@ -244,7 +262,7 @@ def run_cli(*args):
 def test_cli(sweep, tmp_path):
     done = run_cli(sweep)
     assert done.returncode == 0, done.stderr
-    assert "| demo_sweep | phantom_head_ct | pggan | 32 | 6 | 100 |" in done.stdout
+    assert "| demo_sweep | phantom_head_ct | pggan | 0 | 32 | 6 | 100 |" in done.stdout
     assert "12 point(s); 1 stage/unfinished results.json ignored; 2 problem(s)" in done.stdout
     assert "broken/results.json: unreadable JSON" in done.stderr
     assert "skipped relative_auc_vs_resolution.png" in done.stdout

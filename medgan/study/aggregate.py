@@ -70,6 +70,8 @@ COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("resolution", ("point", "resolution")),
     ("num_combinations", ("point", "num_combinations")),
     ("per_combination", ("point", "per_combination")),
+    # The run's seed (GAN and judge initialisation and data order; the fold is fixed by fold.seed).
+    ("seed", ("configs", "benchmark", "seed")),
     ("real_mean_auc", ("real", "mean_auc")),
     ("synthetic_mean_auc", ("synthetic", "mean_auc")),
     ("relative_auc", ("relative_auc", "mean")),
@@ -125,9 +127,9 @@ class Collected:
 
 
 def sort_key(row: dict) -> tuple:
-    """Study, model, k, n, resolution (then path): the order of the table."""
-    return (row["study"], row["model"], row["num_combinations"], row["per_combination"], row["resolution"],
-            row["path"])
+    """Study, model, seed, k, n, resolution (then path): the order of the table."""
+    return (row["study"], row["model"], -1 if row["seed"] is None else row["seed"], row["num_combinations"],
+            row["per_combination"], row["resolution"], row["path"])
 
 
 def _lookup(result: Any, keys: Sequence[str]) -> tuple[bool, Any]:
@@ -211,7 +213,7 @@ def write_csv(path: str, rows: Iterable[dict]) -> None:
 
 
 MARKDOWN_HEADER = (
-    "study", "source", "model", "res", "k", "n", "real AUC", "synthetic AUC", "relative AUC", "relative CI",
+    "study", "source", "model", "seed", "res", "k", "n", "real AUC", "synthetic AUC", "relative AUC", "relative CI",
     "DeLong real − syn", "DeLong CI", "p", "train/val/test", "wall s", "results",
 )
 
@@ -220,7 +222,8 @@ def markdown_cells(row: dict) -> list[str]:
     """The Markdown table's cells of one row (MARKDOWN_HEADER order), rounded for people."""
     sizes = [row["train_size"], row["val_size"], row["test_size"]]
     return [
-        str(row["study"]), str(row["source"]), model_label(str(row["model"])), str(row["resolution"]),
+        str(row["study"]), str(row["source"]), model_label(str(row["model"])),
+        fmt.MISSING if row["seed"] is None else str(row["seed"]), str(row["resolution"]),
         str(row["num_combinations"]), str(row["per_combination"]),
         fmt.number(row["real_mean_auc"]), fmt.number(row["synthetic_mean_auc"]), fmt.number(row["relative_auc"]),
         fmt.interval(row["relative_auc_ci_low"], row["relative_auc_ci_high"]),
@@ -261,7 +264,7 @@ class Series:
 def figure_series(rows: Sequence[dict], x_axis: str) -> tuple[list[Series], list[str]]:
     """The lines of the relative-AUC figure over `x_axis` and notes on what was left out.
 
-    Points are grouped by study, source, model and every other axis, except
+    Points are grouped by study, source, model, seed and every other axis, except
     that an axis in FOLLOWS[x_axis] does not split a group when it is a
     function of x within it (the classes sweep's n). Lines with fewer than 2
     points (noted once per study) and points without a relative AUC (noted) are left out; two points
@@ -276,9 +279,9 @@ def figure_series(rows: Sequence[dict], x_axis: str) -> tuple[list[Series], list
         if row["relative_auc"] is None:
             notes.append(f"{row['path']}: no relative AUC")
             continue
-        base[(row["study"], row["source"], row["model"])].append(row)
+        base[(row["study"], row["source"], row["model"], row["seed"])].append(row)
     groups: dict[tuple, list[dict]] = {}
-    for (study, source, model), members in base.items():
+    for (study, source, model, seed), members in base.items():
         split = []
         for axis in others:
             values_at_x = collections.defaultdict(set)
@@ -288,7 +291,7 @@ def figure_series(rows: Sequence[dict], x_axis: str) -> tuple[list[Series], list
                 continue  # follows x along the line
             split.append(axis)
         for row in members:
-            setting = {"study": study, "source": source, "model": model, **{a: row[a] for a in split}}
+            setting = {"study": study, "source": source, "model": model, "seed": seed, **{a: row[a] for a in split}}
             groups.setdefault(tuple(sorted(setting.items())), []).append(row)
     lines, alone = [], collections.defaultdict(list)
     for key in sorted(groups, key=lambda k: [(name, _natural(value)) for name, value in k]):
@@ -329,14 +332,15 @@ def _natural(value: Any) -> tuple:
 
 def _label(lines: list[Series]) -> None:
     """Model, plus whatever else differs between the figure's lines; followers' ranges in brackets."""
-    varying = [name for name in ("study", "source", *AXES)
+    varying = [name for name in ("study", "source", "seed", *AXES)
                if len({str(line.setting.get(name)) for line in lines}) > 1]
     for line in lines:
         parts = [model_label(line.model)] + [
-            f"{AXIS_SHORT.get(n, n)}={line.setting[n]}" if n in AXES else str(line.setting[n])
+            f"{AXIS_SHORT.get(n, n)}={line.setting[n]}" if n in (*AXES, "seed") else str(line.setting[n])
             for n in varying if n in line.setting]
         for axis, values in line.followers.items():
-            parts.append(f"{AXIS_SHORT[axis]}={values[0]}…{values[-1]}")
+            span = str(values[0]) if len(set(values)) == 1 else f"{values[0]}…{values[-1]}"
+            parts.append(f"{AXIS_SHORT[axis]}={span}")
         line.label = ", ".join(parts)
 
 
