@@ -211,6 +211,9 @@ def audit_config() -> ml_collections.ConfigDict:
             # flag; 0 = none.
             "planted_copies": 20,
             "planted_noise": 0.02,  # std of the noise on a planted copy, in [-1, 1] units (2.5 grey levels)
+            # The control again at these noise stds (comma-separated, "" = none): how perturbed a copy may be and
+            # still be flagged, which is what "0 flagged" bounds.
+            "planted_noise_levels": "0,0.01,0.02,0.04",
             "copying_cells": 10,  # k-means cells of the data-copying test
             "strips": 8,  # rows of each nearest-neighbour picture
             "kid_subsets": 100,
@@ -561,6 +564,9 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("audit.neighbours", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("audit.planted_copies", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     ("audit.planted_noise", lambda v: isinstance(v, (int, float)) and v >= 0, "a non-negative number"),
+    ("audit.planted_noise_levels", lambda v: isinstance(v, str) and all(float(p) >= 0
+                                                                        for p in v.split(",") if p.strip()),
+     "comma-separated non-negative numbers (noise stds), or ''"),
     ("audit.copying_cells", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("audit.strips", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("audit.kid_subsets", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
@@ -624,7 +630,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             continue
         try:
             valid = ok(value)
-        except TypeError:
+        except (TypeError, ValueError):  # a number that is not one: "0.1x" in a comma-separated list
             valid = False
         if not valid:
             raise ConfigError(f"config.{path}={value!r}: expected {expected}")

@@ -114,7 +114,16 @@ def test_the_audit_stage_reports_and_the_data_card_lists_it(finished, tmp_path):
     assert (planted["copies"], planted["shift"]) == (20, 2)
     assert planted["flagged"] == planted["traced_to_source"] == 20
     assert planted["median_nearest"] < memo["threshold"]
-    assert "planted-copy control: **20 of 20**" in (workdir / "audit" / "audit.md").read_text()
+    audit_md = (workdir / "audit" / "audit.md").read_text()
+    assert "planted-copy control: **20 of 20**" in audit_md
+    # The sensitivity curve: the same copies at each noise std; at the headline's std the headline's counts.
+    by_noise = {level["noise"]: level for level in planted["by_noise"]}
+    assert sorted(by_noise) == [0.0, 0.01, 0.02, 0.04]
+    assert by_noise[0.0]["flagged"] == by_noise[0.0]["traced_to_source"] == 20
+    assert by_noise[planted["noise"]]["flagged"] == planted["flagged"]
+    assert by_noise[planted["noise"]]["median_nearest"] == planted["median_nearest"]
+    assert by_noise[0.0]["median_nearest"] <= by_noise[0.04]["median_nearest"]
+    assert "the same copies at other noise stds" in audit_md and "0: 20 of 20" in audit_md
     assert set(audit["fidelity"]["overall"]) == {"synthetic", "real_test"}
     occlusion = audit["occlusion"]  # both judges' maps on 4 real test images, a phantom finding's region known
     assert occlusion["images"] == 4 and occlusion["classes"] and "occlusion" in audit["figures"]

@@ -68,6 +68,8 @@ def test_base_config_is_locked_so_a_misspelt_key_fails_where_written():
         ("gan.model", "biggan", r"config\.gan\.model='biggan'"),
         ("benchmark.level", 1.5, r"config\.benchmark\.level=1\.5"),
         ("data.resolution", 48, r"config\.data\.resolution=48: a GAN needs a power of two"),
+        ("audit.planted_noise_levels", "0,0.0x", r"config\.audit\.planted_noise_levels='0,0\.0x': expected comma"),
+        ("audit.planted_noise_levels", "0,-0.01", r"config\.audit\.planted_noise_levels='0,-0\.01'"),
     ],
 )
 def test_impossible_values_name_the_key(key, value, message):

@@ -65,7 +65,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     planted = audit_lib.planted_control(
         audit, sets["train_search"], prepared.dataset_dir, features_fn, mesh, copies=cfg.planted_copies,
         noise=cfg.planted_noise, shifts=audit_lib.shifts_of(cfg.shifts), seed=config.seed,
-        global_batch_size=cfg.global_batch_size) if cfg.planted_copies else None
+        global_batch_size=cfg.global_batch_size,
+        noise_levels=audit_lib.noise_levels_of(cfg.planted_noise_levels)) if cfg.planted_copies else None
     # On every process: the k-NN balls are searched over all devices, a collective every process joins.
     fidelity = audit_lib.fidelity_report(sets["train"], sets["test"], sets["synthetic"], fold, cfg)
     occlusion = _occlusion(config, workdir, prepared, fold, mesh) if cfg.synthetic_classifier else None

@@ -83,26 +83,36 @@ def feature_sets(workdir: str, features_fn, mesh, *, judge_dir: str, shifts: tup
 
 def planted_control(audit: privacy.MemorisationAudit, train_search: features.FeatureSet, train_dir: str,
                     features_fn, mesh, *, copies: int, noise: float, shifts: tuple[int, ...], seed: int,
-                    global_batch_size: int) -> dict:
+                    global_batch_size: int, noise_levels: tuple[float, ...] = ()) -> dict:
     """The memorisation audit's positive control (eval/privacy.py): `copies` training images planted as copies.
 
     The copies move by the largest of `shifts` (0 without shifts) and are
     seen in the synthetic images' views; returns privacy.planted_control's
-    counts with how the copies were made.
+    counts at noise std `noise` with how the copies were made, and under
+    "by_noise" the same counts at each of `noise_levels` (the same images
+    and noise draw, scaled): the audit's sensitivity to perturbed copies.
     """
     rows = np.sort(np.random.default_rng(seed).choice(len(train_search.image_ids), min(copies, len(
         train_search.image_ids)), replace=False))
     ids = [str(i) for i in train_search.image_ids[rows]]
     by_id = visualize.images_by_id(train_dir, ids)
     shift = max(shifts, default=0)
-    planted = privacy.planted_copies(visualize.from_uint8(np.stack([by_id[i] for i in ids])), seed, noise=noise,
-                                     shift=shift)
-    names = features.view_names(shifts)
-    every_view = features.features_of_views(features_fn, tuple(names), shift)
+    sources = visualize.from_uint8(np.stack([by_id[i] for i in ids]))
+    every_view = features.features_of_views(features_fn, features.view_names(shifts), shift)
     by_image = jax.jit(lambda batch: jnp.moveaxis(every_view(batch), 0, 1))  # [B, V, D]: the batch leads
-    views = sharding.host_map(by_image, planted, mesh, global_batch_size)  # [P, V, D]
-    counts = privacy.planted_control(audit, np.moveaxis(views, 1, 0), rows, train_search.features, mesh=mesh)
-    return {**counts, "noise": noise, "shift": shift, "mirrored": "every other copy"}
+
+    def counts_at(level: float) -> dict:
+        planted = privacy.planted_copies(sources, seed, noise=level, shift=shift)
+        views = sharding.host_map(by_image, planted, mesh, global_batch_size)  # [P, V, D]
+        return privacy.planted_control(audit, np.moveaxis(views, 1, 0), rows, train_search.features, mesh=mesh)
+
+    by_noise = [{"noise": level, **counts_at(level)} for level in sorted(set(noise_levels))]
+    return {**counts_at(noise), "noise": noise, "shift": shift, "mirrored": "every other copy", "by_noise": by_noise}
+
+
+def noise_levels_of(text: str) -> tuple[float, ...]:
+    """config.audit.planted_noise_levels "0,0.02" -> (0.0, 0.02); "" -> ()."""
+    return tuple(float(s) for s in text.split(",") if s.strip())
 
 
 def fidelity_numbers(real: np.ndarray, other: np.ndarray, *, k: int, subsets: int, subset_size: int,
@@ -234,10 +244,15 @@ def _planted_line(planted: dict | None) -> list[str]:
     """The positive control's line of the memorisation section (none without a control)."""
     if not planted:
         return []
-    return [f"- planted-copy control: **{planted['flagged']} of {planted['copies']}** training images planted as "
-            f"copies ({planted['mirrored']} mirrored, moved {planted['shift']} px, noise std {planted['noise']}, "
-            f"8-bit) flagged at the same threshold, {planted['traced_to_source']} traced to their own source "
-            f"(median distance {planted['median_nearest']:.5f})"]
+    lines = [f"- planted-copy control: **{planted['flagged']} of {planted['copies']}** training images planted as "
+             f"copies ({planted['mirrored']} mirrored, moved {planted['shift']} px, noise std {planted['noise']}, "
+             f"8-bit) flagged at the same threshold, {planted['traced_to_source']} traced to their own source "
+             f"(median distance {planted['median_nearest']:.5f})"]
+    if planted.get("by_noise"):
+        lines.append("- the same copies at other noise stds (what a \"0 flagged\" bounds): " + "; ".join(
+            f"{level['noise']:g}: {level['flagged']} of {level['copies']} (median {level['median_nearest']:.5f})"
+            for level in planted["by_noise"]))
+    return lines
 
 
 def markdown(result: dict, prefix: str = "") -> list[str]:
