@@ -254,6 +254,24 @@ def test_two_seeds_of_a_point_draw_two_lines_labelled_by_seed(tmp_path):
     assert [row.split("|")[4].strip() for row in table] == ["0", "0", "0", "1", "1", "1"]
 
 
+def test_two_sweeps_as_roots_share_one_table_and_figure_paths_start_with_their_root(tmp_path):
+    roots = []
+    for seed in (0, 1):
+        root = tmp_path / f"seed{seed}" / "points"
+        for k in KS:
+            write(str(root / f"classes-{k}" / "results.json"), fabricate("pggan", k, 100, seed=seed))
+        roots.append(str(root))
+    with pytest.raises(ValueError, match="--out"):
+        aggregate.aggregate(roots)
+    written = aggregate.aggregate(roots, str(tmp_path / "both"))
+    assert [row["path"] for row in written.collected.rows] == [
+        os.path.join(roots[seed], f"classes-{k}", "results.json") for seed in (0, 1) for k in KS]
+    assert "relative_auc_vs_classes.png" not in written.skipped and not written.notes
+    done = run_cli(*roots, "--out", str(tmp_path / "cli"))
+    assert done.returncode == 0, done.stderr
+    assert "6 point(s)" in done.stdout and os.path.isfile(tmp_path / "cli" / "relative_auc_vs_classes.png")
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, os.path.join(REPO, "launch", "aggregate.py"), *args],
                           capture_output=True, text=True, timeout=60)

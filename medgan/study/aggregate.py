@@ -23,6 +23,10 @@ memorisation, where the judges look, fidelity) as CSV columns, a table in
 `diagnostics.md` and one `diagnostics_vs_<axis>_<line>.png` per line of a figure;
 points with per-class paired tests get `per_class.csv` and one
 `per_class_vs_<axis>_<line>.png` per line (medgan/study/per_class.py).
+
+Several roots (`aggregate(["a/points", "b/points"], out)`) put two sweeps in
+one table and figure, e.g. a second seed beside the first; each row's path
+then starts with its root.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -404,13 +409,38 @@ class Written:
     table: str
 
 
-def aggregate(root: str, out: str | None = None) -> Written:
-    """Collects the points under `root` and writes the CSV, Markdown table and figures into `out` (default root).
+def _under(root: str, path: str) -> str:
+    return os.path.normpath(os.path.join(root, path))
+
+
+def collect_roots(roots: Sequence[str]) -> Collected:
+    """`collect` of one root, or of several with each path prefixed by its root (sorted together)."""
+    if len(roots) == 1:
+        return collect(roots[0])
+    rows, problems, ignored = [], [], []
+    for root in roots:
+        part = collect(root)
+        prefix = functools.partial(_under, root)
+        rows.extend({**row, "path": prefix(row["path"]),
+                     "per_class": [{**r, "path": prefix(r["path"])} for r in row["per_class"]]} for row in part.rows)
+        problems.extend((prefix(path), reason) for path, reason in part.problems)
+        ignored.extend(prefix(path) for path in part.ignored)
+    rows.sort(key=sort_key)
+    return Collected(rows=rows, problems=problems, ignored=ignored)
+
+
+def aggregate(roots: str | Sequence[str], out: str | None = None) -> Written:
+    """Collects the points under `roots` (one or several) and writes the CSV, Markdown table and figures into
+    `out` (default: the root, when there is one).
 
     Raises ValueError when there is no benchmark point to aggregate (nothing is written).
     """
-    out = root if out is None else out
-    collected = collect(root)
+    roots = [roots] if isinstance(roots, str) else list(roots)
+    if out is None and len(roots) != 1:
+        raise ValueError(f"{len(roots)} roots: say where to write (--out)")
+    out = roots[0] if out is None else out
+    root = ", ".join(os.path.abspath(r) for r in roots)
+    collected = collect_roots(roots)
     if not collected.rows:
         raise ValueError(f"{root}: no benchmark point's {RESULT_FILE} found "
                          f"({len(collected.ignored)} ignored, {len(collected.problems)} with problems)")
@@ -420,7 +450,7 @@ def aggregate(root: str, out: str | None = None) -> Written:
     write_csv(csv_path, rows)
     table = markdown_table(rows)
     with fileio.atomic_path(md_path) as tmp, open(tmp, "w") as f:
-        f.write(f"# Benchmark points under {os.path.abspath(root)}\n\n")
+        f.write(f"# Benchmark points under {root}\n\n")
         f.write("relative AUC = synthetic / real mean AUC on the real test fold; its CI is DeLong's paired CI\n"
                 "of real − synthetic mapped to the ratio. DeLong real − syn > 0: the synthetic-trained\n"
                 "classifier is worse.\n\n")
@@ -446,7 +476,7 @@ def _write_line_reports(out: str, root: str, rows: Sequence[dict]) -> list[str]:
     if audited:
         path = os.path.join(out, DIAGNOSTICS_FILE)
         with fileio.atomic_path(path) as tmp, open(tmp, "w") as f:
-            f.write(f"# Diagnostics of the benchmark points under {os.path.abspath(root)}\n\n")
+            f.write(f"# Diagnostics of the benchmark points under {root}\n\n")
             f.write(diagnostics.LEGEND + "\n\n")
             f.write(diagnostics.markdown_table(rows))
         paths.append(path)
@@ -475,17 +505,19 @@ def _write_line_reports(out: str, root: str, rows: Sequence[dict]) -> list[str]:
 
 
 def main(argv: Sequence[str]) -> int:
-    """CLI: `python launch/aggregate.py W [--out DIR] [--strict]`; prints the table and the paths written."""
+    """CLI: `python launch/aggregate.py W [W ...] [--out DIR] [--strict]`; prints the table and the paths written."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="launch/aggregate.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("root", help="the sweep's work directory (points are <root>/<name>/results.json)")
+    parser.add_argument("roots", nargs="+", metavar="root",
+                        help="a sweep's work directory (points are <root>/<name>/results.json); several roots are "
+                             "drawn together (then --out is needed)")
     parser.add_argument("--out", help="where to write the table and figures (default: the root)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when a results.json could not be read or lacks a key")
     args = parser.parse_args(argv)
     try:
-        written = aggregate(args.root, args.out)
+        written = aggregate(args.roots, args.out)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -494,7 +526,8 @@ def main(argv: Sequence[str]) -> int:
     print(f"{len(collected.rows)} point(s); {len(collected.ignored)} stage/unfinished results.json ignored; "
           f"{len(collected.problems)} problem(s)")
     for path, reason in collected.problems:
-        print(f"  problem: {os.path.join(args.root, path)}: {reason}", file=sys.stderr)
+        shown = os.path.join(args.roots[0], path) if len(args.roots) == 1 else path
+        print(f"  problem: {shown}: {reason}", file=sys.stderr)
     for name, reason in written.skipped.items():
         print(f"skipped {name}: {reason}")
     for note in written.notes:
