@@ -21,7 +21,11 @@ def audited(n, nn_synthetic):
     result = fabricate("pggan", 2, n, study="cpu_samples")
     result["audit"] = {
         "memorisation": {"median_nearest_synthetic": nn_synthetic, "median_nearest_test": 0.004, "flagged": 3,
-                         "synthetic_images": 500, "planted_control": {"copies": 20, "flagged": 19}},
+                         "synthetic_images": 500, "planted_control": {
+                             "copies": 20, "flagged": 19, "by_noise": [
+                                 {"noise": 0.0, "copies": 20, "flagged": 20},
+                                 {"noise": 0.02, "copies": 20, "flagged": 19},
+                                 {"noise": 0.04, "copies": 20, "flagged": 7}]}},
         "fidelity": {"overall": {"synthetic": {"kid": 0.2, "kid_std": 0.01, "precision": 0.7, "recall": 0.1}}},
         "occlusion": {"classes": OCCLUSION},
     }
@@ -36,8 +40,12 @@ def test_row_reads_the_audit_with_image_weighted_occlusion_means():
     assert row["occlusion_region_share"] == pytest.approx((0.05 * 2 + 0.15 * 6) / 8)
     assert row["occlusion_positives"] == 8
     assert (row["flagged"], row["synthetic_images"], row["planted_flagged"], row["planted_copies"]) == (3, 500, 19, 20)
+    assert row["planted_by_noise"] == "0: 20, 0.02: 19, 0.04: 7"
     assert (row["kid"], row["precision"], row["recall"]) == (0.2, 0.7, 0.1)
     assert list(row) == list(diagnostics.COLUMNS)
+    cells = dict(zip(diagnostics.MARKDOWN_HEADER, diagnostics.markdown_cells(
+        aggregate.row_from_result(audited(50, 0.002), "p/results.json"))))
+    assert (cells["planted found"], cells["planted found by noise std"]) == ("19 of 20", "0: 20, 0.02: 19, 0.04: 7")
 
 
 def test_a_point_without_an_audit_has_no_diagnostics():

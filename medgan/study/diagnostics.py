@@ -44,18 +44,21 @@ LEGEND = (
     "median for unseen real test images (< 1: the GAN reproduces its training images). Occlusion inside: the\n"
     "share of a judge's occlusion map inside the phantom's finding on real test images with the finding; region\n"
     "share: the finding's share of the image, what a judge looking nowhere in particular scores. KID, precision\n"
-    "and recall: synthetic against real training images in the judge's features."
+    "and recall: synthetic against real training images in the judge's features. Planted found: training images\n"
+    "planted as copies (mirrored, moved, noisy) that the audit flags; by noise std: the same copies at each noise\n"
+    "std, what a \"0 flagged\" bounds."
 )
 # Columns of the diagnostics, in aggregate.csv after the relative-AUC columns.
 COLUMNS = (
     "nn_median_synthetic", "nn_median_test", "nn_ratio", "flagged", "synthetic_images",
-    "planted_flagged", "planted_copies",
+    "planted_flagged", "planted_copies", "planted_by_noise",
     "kid", "kid_std", "precision", "recall",
     "occlusion_inside_real", "occlusion_inside_synthetic", "occlusion_region_share", "occlusion_positives",
 )
 MARKDOWN_HEADER = (
     "model", "k", "n", "res", "relative AUC", "NN synthetic / test", "flagged", "planted found",
-    "KID", "precision", "recall", "occlusion inside (real)", "occlusion inside (synthetic)", "region share",
+    "planted found by noise std", "KID", "precision", "recall", "occlusion inside (real)",
+    "occlusion inside (synthetic)", "region share",
     "results",
 )
 
@@ -83,6 +86,13 @@ def _occlusion(classes: Any) -> dict:
     return out
 
 
+def _by_noise(levels: Any) -> str | None:
+    """The planted-copy curve as text, "0: 20, 0.01: 17, 0.02: 8" (copies flagged at each noise std)."""
+    if not levels:
+        return None
+    return ", ".join(f"{level['noise']:g}: {level['flagged']}" for level in levels)
+
+
 def row_from_result(result: Any) -> dict:
     """The diagnostics (COLUMNS) of one point's parsed results.json; None for what its audit lacks."""
     memorisation = _get(result, "audit", "memorisation") or {}
@@ -94,6 +104,7 @@ def row_from_result(result: Any) -> dict:
         "nn_ratio": nn_synthetic / nn_test if nn_synthetic is not None and nn_test else None,
         "flagged": memorisation.get("flagged"), "synthetic_images": memorisation.get("synthetic_images"),
         "planted_flagged": planted.get("flagged"), "planted_copies": planted.get("copies"),
+        "planted_by_noise": _by_noise(planted.get("by_noise")),
         "kid": synthetic.get("kid"), "kid_std": synthetic.get("kid_std"),
         "precision": synthetic.get("precision"), "recall": synthetic.get("recall"),
         **_occlusion(_get(result, "audit", "occlusion", "classes")),
@@ -114,6 +125,7 @@ def markdown_cells(row: dict) -> list[str]:
         str(row["model"]), fmt.axis(row["num_combinations"]), fmt.axis(row["per_combination"]), str(row["resolution"]),
         fmt.number(row["relative_auc"]), fmt.number(row["nn_ratio"]),
         ratio(row["flagged"], row["synthetic_images"]), ratio(row["planted_flagged"], row["planted_copies"]),
+        row["planted_by_noise"] or fmt.MISSING,
         fmt.number(row["kid"]), fmt.number(row["precision"]), fmt.number(row["recall"]),
         fmt.number(row["occlusion_inside_real"]), fmt.number(row["occlusion_inside_synthetic"]),
         fmt.number(row["occlusion_region_share"]), str(row["path"]),
