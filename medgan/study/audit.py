@@ -106,8 +106,9 @@ def planted_control(audit: privacy.MemorisationAudit, train_search: features.Fea
         views = sharding.host_map(by_image, planted, mesh, global_batch_size)  # [P, V, D]
         return privacy.planted_control(audit, np.moveaxis(views, 1, 0), rows, train_search.features, mesh=mesh)
 
-    by_noise = [{"noise": level, **counts_at(level)} for level in sorted(set(noise_levels))]
-    return {**counts_at(noise), "noise": noise, "shift": shift, "mirrored": "every other copy", "by_noise": by_noise}
+    counts = {level: counts_at(level) for level in sorted({noise, *noise_levels})}
+    by_noise = [{"noise": level, **counts[level]} for level in sorted(set(noise_levels))]
+    return {**counts[noise], "noise": noise, "shift": shift, "mirrored": "every other copy", "by_noise": by_noise}
 
 
 def noise_levels_of(text: str) -> tuple[float, ...]:
