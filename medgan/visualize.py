@@ -259,18 +259,22 @@ def save_occlusion_maps(path: str, image: np.ndarray, maps: Mapping[str, np.ndar
     image [K, H, W, C] (an example positive image per class, model space or
     uint8); maps {classifier: [K, H, W]} the mean rise in the class's BCE per
     pixel over the test images with the class. Each row shares one colour
-    scale, so the two classifiers compare at a glance.
+    scale, so the two classifiers compare at a glance; it reaches below 0
+    where occluding a patch lowers the loss (a judge that ranks the class
+    below chance), and spans at least 1 when the maps are flat.
     """
     image = to_uint8(image)
     columns = 1 + len(maps)
     figure, axes = plt.subplots(len(class_names), columns, figsize=(2.2 * columns, 2.3 * len(class_names)),
                                 squeeze=False)
     for k, name in enumerate(class_names):
-        high = max(float(np.max(m[k])) for m in maps.values()) or 1.0
+        low = min(0.0, *(float(np.min(m[k])) for m in maps.values()))
+        high = max(float(np.max(m[k])) for m in maps.values())
+        high = high if high > low else low + 1.0
         axes[k, 0].imshow(image[k, ..., 0] if image.shape[-1] == 1 else image[k], cmap="gray", vmin=0, vmax=255)
         axes[k, 0].set_title(_wrap(f"{name}: a test image", 28), fontsize=7)
         for ax, (label, m) in zip(axes[k, 1:], maps.items()):
-            shown = ax.imshow(m[k], cmap="magma", vmin=0, vmax=high)
+            shown = ax.imshow(m[k], cmap="magma", vmin=low, vmax=high)
             ax.set_title(_wrap(f"trained on {label}", 28), fontsize=7)
         figure.colorbar(shown, ax=axes[k, -1], fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
         for ax in axes[k]:

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from medgan import visualize
 from medgan.eval import attribution
 
 REGIONS = ((slice(4, 10), slice(18, 26)), (slice(20, 28), slice(2, 8)))  # where class 0 and class 1 look
@@ -52,3 +53,14 @@ def test_map_correlation_and_share_inside_hand_computed():
     regions = np.array([[[True, True], [False, False]], [[True, False], [False, False]]])
     share = attribution.share_inside(maps, regions)
     assert share[0] == pytest.approx(1 / 4) and np.isnan(share[1])
+
+
+@pytest.mark.parametrize("offset", [0.0, -5.0, "flat"])
+def test_occlusion_maps_are_drawn_when_occluding_lowers_the_loss_everywhere_or_nowhere(tmp_path, offset):
+    rng = np.random.default_rng(0)
+    maps = {name: (np.zeros((2, 8, 8)) if offset == "flat" else rng.random((2, 8, 8)) + offset)
+            for name in ("real", "synthetic")}
+    path = str(tmp_path / "occlusion.png")
+    visualize.save_occlusion_maps(path, rng.uniform(-1, 1, (2, 8, 8, 1)), maps, ["a", "b"])
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
