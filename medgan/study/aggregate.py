@@ -439,10 +439,10 @@ def aggregate(roots: str | Sequence[str], out: str | None = None) -> Written:
     if out is None and len(roots) != 1:
         raise ValueError(f"{len(roots)} roots: say where to write (--out)")
     out = roots[0] if out is None else out
-    root = ", ".join(os.path.abspath(r) for r in roots)
+    under = ", ".join(os.path.abspath(r) for r in roots)  # for the reports' headings
     collected = collect_roots(roots)
     if not collected.rows:
-        raise ValueError(f"{root}: no benchmark point's {RESULT_FILE} found "
+        raise ValueError(f"{under}: no benchmark point's {RESULT_FILE} found "
                          f"({len(collected.ignored)} ignored, {len(collected.problems)} with problems)")
     rows = collected.rows
     os.makedirs(out, exist_ok=True)
@@ -450,7 +450,7 @@ def aggregate(roots: str | Sequence[str], out: str | None = None) -> Written:
     write_csv(csv_path, rows)
     table = markdown_table(rows)
     with fileio.atomic_path(md_path) as tmp, open(tmp, "w") as f:
-        f.write(f"# Benchmark points under {root}\n\n")
+        f.write(f"# Benchmark points under {under}\n\n")
         f.write("relative AUC = synthetic / real mean AUC on the real test fold; its CI is DeLong's paired CI\n"
                 "of real − synthetic mapped to the ratio. DeLong real − syn > 0: the synthetic-trained\n"
                 "classifier is worse.\n\n")
@@ -464,11 +464,11 @@ def aggregate(roots: str | Sequence[str], out: str | None = None) -> Written:
             notes.extend(f"{name}: {n}" for n in figure_series(rows, axis)[1])
         else:
             skipped[name] = reason
-    paths.extend(_write_line_reports(out, root, rows))
+    paths.extend(_write_line_reports(out, under, rows))
     return Written(collected=collected, paths=paths, skipped=skipped, notes=notes, table=table)
 
 
-def _write_line_reports(out: str, root: str, rows: Sequence[dict]) -> list[str]:
+def _write_line_reports(out: str, under: str, rows: Sequence[dict]) -> list[str]:
     """diagnostics.md and per_class.csv, and for each line of a relative-AUC figure its diagnostics and
     per-class figures; each only where the points have an audit or per-class paired tests."""
     paths = []
@@ -476,7 +476,7 @@ def _write_line_reports(out: str, root: str, rows: Sequence[dict]) -> list[str]:
     if audited:
         path = os.path.join(out, DIAGNOSTICS_FILE)
         with fileio.atomic_path(path) as tmp, open(tmp, "w") as f:
-            f.write(f"# Diagnostics of the benchmark points under {root}\n\n")
+            f.write(f"# Diagnostics of the benchmark points under {under}\n\n")
             f.write(diagnostics.LEGEND + "\n\n")
             f.write(diagnostics.markdown_table(rows))
         paths.append(path)
