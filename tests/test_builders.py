@@ -74,6 +74,17 @@ def test_all_unreadable_is_an_error_and_leaves_no_dataset(tmp_path):
     assert not [p for p in tmp_path.rglob("*") if "incomplete" in p.name]
 
 
+def test_fewer_images_than_the_kept_share_is_an_error_naming_the_first(tmp_path):
+    from medgan.data.records import TooFewKept
+
+    source = CodedSource(num_images=8, unreadable=range(5))
+    with pytest.raises(TooFewKept, match=r"5 of 8 indexed images are unreadable, leaving 3, below "
+                                         r"data\.min_kept_share=0\.5 .* The first: img-0000 \(images/0000\.png\)"):
+        builders.prepare(source, 16, tmp_path, min_kept_share=0.5)
+    assert not list(tmp_path.rglob(builders.REPORT_FILE))
+    assert builders.prepare(source, 16, tmp_path, min_kept_share=0.25).num_written == 3
+
+
 def test_second_prepare_is_a_no_op(tmp_path):
     first = builders.prepare(CodedSource(num_images=12), 16, tmp_path)
     files = sorted(p for p in tmp_path.rglob("*") if p.is_file())

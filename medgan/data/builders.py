@@ -48,7 +48,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from medgan import console, fileio
-from medgan.data.records import ImageRecord, UnreadableImage
+from medgan.data.records import ImageRecord, TooFewKept, UnreadableImage
 from medgan.data.sources import Source
 
 # Bump when the record layout or the meaning of a field changes: old datasets
@@ -65,7 +65,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _SCALARS = (str, int, float, bool, type(None))
 
 
-class AllImagesUnreadable(RuntimeError):
+class AllImagesUnreadable(TooFewKept):
     """Every image of a source failed to load: a wrong root or missing decoder, not bad luck."""
 
 
@@ -117,7 +117,9 @@ class MedganPrepared(tfds.core.GeneratorBasedBuilder):
         data_dir: str | os.PathLike,
         load_workers: int,
         progress: bool = True,
+        min_kept_share: float = 0.0,
     ):
+        self._min_kept_share = min_kept_share
         self._source = source
         self._resolution = resolution
         self._records = list(records)
@@ -202,10 +204,18 @@ class MedganPrepared(tfds.core.GeneratorBasedBuilder):
             }
         if progress is not None:
             progress.close()
-        if not written:
+        if not written or len(written) < self._min_kept_share * len(self._records):
             first = "; ".join(f"{s['image_id']} ({s['path']}): {s['error']}" for s in skipped[:3])
-            raise AllImagesUnreadable(
-                f"{self._source.name}: all {len(skipped)} indexed images are unreadable, e.g. {first}"
+            dropped = ", ".join(f"{reason} {n}" for reason, n in self._dropped.items() if n) or "none"
+            if not written:
+                raise AllImagesUnreadable(
+                    f"{self._source.name}: all {len(skipped)} indexed images are unreadable, e.g. {first}. "
+                    f"Rows dropped by rule before: {dropped}"
+                )
+            raise TooFewKept(
+                f"{self._source.name}: {len(skipped)} of {len(self._records)} indexed images are unreadable, "
+                f"leaving {len(written)}, below data.min_kept_share={self._min_kept_share:g} (lower it to accept "
+                f"a partial copy). The first: {first}. Rows dropped by rule before: {dropped}. Nothing was kept"
             )
         data_dir = Path(self.data_dir)
         fileio.write_json(data_dir / INDEX_FILE, _index_json(written))
@@ -231,6 +241,7 @@ def prepare(
     *,
     load_workers: int | None = None,
     progress: bool = True,
+    min_kept_share: float = 0.0,
 ) -> PreparedDataset:
     """Builds (once) the prepared shards of `source` at `resolution`.
 
@@ -241,6 +252,9 @@ def prepare(
     CPU count, for decoders that release the GIL), unreadable ones are skipped
     and reported, and the rest is written, with a console progress bar unless
     `progress` is False (e.g. an in-memory cohort that takes a second).
+    Fewer loaded images than `min_kept_share` of those indexed is an error
+    (a copy the source's layout does not describe), as is none at all; rows
+    the source drops by its rules (CheXpert's lateral views) do not count.
 
     One writer per `data_dir`: in a multi-process job, prepare on process 0,
     wait at a barrier, then let the others call `prepare` (a no-op for them).
@@ -249,6 +263,7 @@ def prepare(
     Raises:
       ValueError: bad source metadata or index (names the image id / attribute).
       AllImagesUnreadable: no image could be loaded.
+      TooFewKept: fewer than `min_kept_share` of the indexed images could be loaded.
     """
     _check_source(source, resolution)
     records, dropped = source.index()
@@ -261,6 +276,7 @@ def prepare(
         data_dir=data_dir,
         load_workers=load_workers or getattr(source, "load_workers", None) or 2 * (os.cpu_count() or 1),
         progress=progress,
+        min_kept_share=min_kept_share,
     )
     builder.download_and_prepare(
         # Our datasets are not on the public tfds bucket: do not ask the network.

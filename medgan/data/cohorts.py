@@ -16,7 +16,7 @@ import jax
 import ml_collections
 from absl import logging
 
-from medgan import sharding
+from medgan import console, fileio, sharding
 from medgan.data import builders, folds
 from medgan.data.sources import PHANTOM_SOURCES, SOURCES, Source
 from medgan.workdir import DATASET_DIR, MANIFEST_FILE
@@ -69,17 +69,23 @@ def prepare_cohort(
     cohort = make_source(data, source)
     if jax.process_count() > 1:
         if jax.process_index() == 0:
-            builders.prepare(cohort, data.resolution, directory)
+            builders.prepare(cohort, data.resolution, directory, min_kept_share=data.min_kept_share)
         sharding.wait_for_processes(f"prepare {cohort.name} {data.resolution}px")
-    prepared = builders.prepare(cohort, data.resolution, directory)
-    logging.info(
-        "%s: %d images written, %d skipped (report: %s)",
-        prepared.name,
-        prepared.num_written,
-        prepared.num_skipped,
-        os.path.join(prepared.dataset_dir, builders.REPORT_FILE),
-    )
+    prepared = builders.prepare(cohort, data.resolution, directory, min_kept_share=data.min_kept_share)
+    losses = describe_losses(prepared)
+    logging.info("%s: %d images written; %s (report: %s)", prepared.name, prepared.num_written, losses,
+                 os.path.join(prepared.dataset_dir, builders.REPORT_FILE))
+    if prepared.num_skipped or "dropped by rule" in losses:
+        console.summary([f"{prepared.name}: {prepared.num_written:,} images; {losses}"])
     return prepared
+
+
+def describe_losses(prepared: builders.PreparedDataset) -> str:
+    """"12 unreadable skipped; dropped by rule: lateral 4, uncertain 2" from a prepared dataset's report."""
+    report = fileio.read_json(os.path.join(prepared.dataset_dir, builders.REPORT_FILE))
+    dropped = ", ".join(f"{reason} {n:,}" for reason, n in report.get("dropped_by_rule", {}).items() if n)
+    skipped = f"{prepared.num_skipped:,} unreadable skipped"
+    return f"{skipped}; dropped by rule: {dropped}" if dropped else f"{skipped}; none dropped by rule"
 
 
 def fold_of(fold: ml_collections.ConfigDict, workdir: str, prepared: builders.PreparedDataset) -> folds.Fold:

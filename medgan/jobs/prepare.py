@@ -28,7 +28,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "images_skipped": prepared.num_skipped,
     }
     fileio.write_json(os.path.join(workdir, RESULT_FILE), result)
-    print(f"Prepared {prepared.name}: {prepared.num_written} images, {prepared.num_skipped} skipped")
+    print(f"Prepared {prepared.name}: {prepared.num_written} images; {cohorts.describe_losses(prepared)}")
     print(f"  shards: {prepared.dataset_dir}")
     print(f"  report: {result['report']}")
     return result
