@@ -15,6 +15,7 @@ from typing import Any
 
 import ml_collections
 
+from medgan.data.phantoms.cbis_layout import LAYOUTS as PHANTOM_CBIS_LAYOUTS
 from medgan.data.phantoms.rendering import DEFAULT_CONSPICUITY
 from medgan.data.sources import SOURCES
 from medgan.models.classifiers import CLASSIFIERS
@@ -40,12 +41,9 @@ def data_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(
         {
             "source": "phantom_chest",
-            # Folder of a real cohort (CheXpert: the folder holding train.csv;
-            # RSNA: the folder holding stage_2_train.csv). Unused for phantoms.
-            "root": "",
-            # Prepared shards go here; "" means <workdir>/prepared. Point several
-            # benchmark points at one directory to prepare a cohort once.
-            "prepared_dir": "",
+            "root": "",  # a real cohort: CheXpert's folder holding train.csv, RSNA's holding stage_2_train.csv
+            "prepared_dir": "",  # "" = <workdir>/prepared; points that share one prepare the cohort once
+            "min_kept_share": 0.5,  # a preparation that loads fewer of its indexed images fails
             "resolution": 64,
             "phantom_patients": 1000,
             "phantom_seed": 0,
@@ -253,8 +251,9 @@ def mammo_config() -> ml_collections.ConfigDict:
     """The mammography study's cohort: full mammograms (CBIS-DDSM or phantoms) cut into patches."""
     return ml_collections.ConfigDict(
         {
-            # The CBIS-DDSM folder holding the case-description CSVs and CBIS-DDSM/; "" = phantom mammograms.
-            "root": "",
+            "root": "",  # a CBIS-DDSM download (TCIA or Kaggle; data/cbis_ddsm.py); "" = phantoms as one
+            "min_kept_share": 0.5,  # a preparation that keeps fewer of the CSVs' rows fails
+            "phantom_layout": "descriptive",  # how phantoms are written: cbis_layout.LAYOUTS
             "phantom_patients": 60,
             "phantom_seed": 0,
             "phantom_conspicuity": 1.0,
@@ -578,6 +577,9 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("audit.occlusion_patch", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     ("reader_study.pairs", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("mammo.height", lambda v: isinstance(v, int) and v >= 64, "an integer >= 64 (px)"),
+    *[(f"{block}.min_kept_share", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a share in [0, 1]")
+      for block in ("mammo", "data")],
+    ("mammo.phantom_layout", lambda v: v in PHANTOM_CBIS_LAYOUTS, f"one of {PHANTOM_CBIS_LAYOUTS}"),
     ("mammo.patch", lambda v: isinstance(v, int) and v >= 16 and not v & (v - 1), "a power of two >= 16 (px)"),
     ("mammo.min_tissue", lambda v: 0 < v <= 1, "a number in (0, 1]"),
     ("mammo.fractions", lambda v: len(v) == 3 and all(f > 0 for f in v) and abs(sum(v) - 1) < 1e-6,

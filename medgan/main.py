@@ -19,6 +19,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from medgan import configuration, console, sharding
+from medgan.data.records import TooFewKept
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a colon argument.", lock_config=True
@@ -89,6 +90,10 @@ def main(argv):
         run_job(_CONFIG.value, _WORKDIR.value)
     except configuration.ConfigError as error:
         raise app.UsageError(str(error)) from error
+    except TooFewKept as error:  # a layout not found: the message says what to fix, a traceback would bury it
+        logging.info("the preparation kept too few rows", exc_info=True)
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _devices(config) -> str:

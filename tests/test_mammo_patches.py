@@ -73,10 +73,12 @@ def test_augmentation_flips_and_rotates_by_quarter_turns():
 
 def test_a_patch_set_of_a_cbis_release_has_every_kind_and_counts_what_it_missed(tmp_path):
     mammograms = mammo_full.sample_mammograms(6, seed=4)
-    cbis_layout.write_cbis_ddsm_layout(tmp_path, mammograms, 256, seed=4, misfiled_mask_fraction=0.0)
-    cases, dropped = cbis_ddsm.read_cases(tmp_path)
-    assert dropped == {}
-    loaded = [(case, *cbis_ddsm.load_case(tmp_path, case, 256)[:2]) for case in cases]
+    cbis_layout.write_cbis_ddsm_layout(tmp_path, mammograms, 256, seed=4, swapped_fraction=0.0,
+                                       oversized_fraction=0.0)
+    found = cbis_ddsm.read_cases(tmp_path)
+    assert found.dropped == {}
+    cases = found.cases
+    loaded = [(x.case, x.image, x.masks) for x in (cbis_ddsm.load_case(case, 256) for case in cases)]
     patches, missed = mammo_patches.sample_patch_set(loaded, RULES, per_lesion=3, normals_per_image=2, seed=0)
     lesions = sum(len(case.abnormalities) for case in cases)
     assert len(patches) + sum(missed.values()) == 3 * lesions + 2 * len(cases)
@@ -96,6 +98,7 @@ def test_the_patches_job_cuts_every_split_once_and_reports_it(tmp_path):
     result = main.run_job(config, str(tmp_path / "patches"))
     splits = result["splits"]
     assert set(splits) == {"train", "val", "test"} and result["dropped_rows"] == {}
+    assert result["kept_rows"] == result["rows"] > 0 and result["series_index"] == "metadata.csv"
     assert sum(s["patients"] for s in splits.values()) == 10
     assert result["total"] == sum(s["patches"] for s in splits.values()) > 0
     assert splits["train"]["counts"]["normal/normal"] == 4 * splits["train"]["images"]
@@ -105,6 +108,28 @@ def test_the_patches_job_cuts_every_split_once_and_reports_it(tmp_path):
     patients = [set(loaded[s].patient_ids.tolist()) for s in ("train", "val", "test")]
     assert not (patients[0] & patients[1] or patients[0] & patients[2] or patients[1] & patients[2])
     assert main.run_job(config, str(tmp_path / "patches")) == result  # finished: skipped
+
+
+def test_a_download_whose_rows_all_fail_is_an_error_and_nothing_is_cached(tmp_path, capsys):
+    from medgan import configuration, main
+    from medgan.data.records import TooFewKept
+
+    download = tmp_path / "download"
+    rows = cbis_layout.write_cbis_ddsm_layout(download, mammo_full.sample_mammograms(4, seed=2), 256, seed=2)
+    manifest = next(download.glob("manifest-*"))
+    (manifest / "CBIS-DDSM").rename(tmp_path / "elsewhere")  # metadata.csv lists every series; no file is there
+    config = configuration.base_config("mammo_patches")
+    config.mammo.update(root=str(download), height=256, patch=32, per_lesion=2, normals_per_image=4)
+    workdir = tmp_path / "patches"
+    with pytest.raises(TooFewKept, match=rf"kept 0 of {len(rows)} rows.*image_file_missing {len(rows)}\. "
+                                         r"First dropped \(image_file_missing\): \w+_case_description_\w+_set\.csv "
+                                         r"row \d+: .*CBIS-DDSM.*metadata\.csv"):
+        main.run_job(config, str(workdir))
+    assert not list(workdir.rglob("results.json")) and not list(workdir.rglob(mammo_cohort.REPORT_FILE))
+    (tmp_path / "elsewhere").rename(manifest / "CBIS-DDSM")
+    result = main.run_job(config, str(workdir))  # the data fixed: cut now, not "already cut (0 patches)"
+    assert result["kept_rows"] == len(rows) and result["total"] > 0
+    assert f"kept {len(rows)} of {len(rows)} rows; none dropped" in capsys.readouterr().out
 
 
 def test_the_roles_of_each_lesion_model():

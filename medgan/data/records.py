@@ -34,3 +34,13 @@ class ImageRecord:
     patient_id: str
     labels: tuple[int, ...]
     path: str | None = None
+
+
+class TooFewKept(RuntimeError):
+    """A preparation kept fewer of its rows than its config asks (`min_kept_share`).
+
+    Almost always a layout medgan did not find (a release downloaded another
+    way, a wrong folder), not data to train on, so it is an error and nothing
+    is marked finished; the message names the first dropped row, the counts
+    by reason and the config key that sets the share.
+    """

@@ -2,8 +2,10 @@
 
     python -m medgan.main --config=configs/mammo_demo.py:stage=patches --workdir=work/mammo
 
-Reads CBIS-DDSM (`config.mammo.root`) or writes phantom mammograms as a
-CBIS-DDSM release and reads those, splits patients 60/20/20 and cuts the
+Reads a CBIS-DDSM download (`config.mammo.root`, any layout data/cbis_ddsm.py
+reads) or writes phantom mammograms as one (`mammo.phantom_layout`) and
+reads those, fails naming the first dropped row when fewer than
+`mammo.min_kept_share` of the rows resolve, splits patients 60/20/20 and cuts the
 study's patches (data/mammo_cohort.py). Writes in `mammo.patches_dir`
 (default <workdir>/patches) patches_{train,val,test}.npz and patches.json,
 a picture of each kind of patch, and results.json (the same counts) last.
@@ -23,7 +25,8 @@ FIGURE = "patches.png"
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    previous = workdir_lib.finished_result(workdir, lambda r: f"patches already cut ({r['total']} patches)")
+    previous = workdir_lib.finished_result(
+        workdir, lambda r: f"patches already cut ({r['total']} patches; {mammo_cohort.describe_drops(r)})")
     if previous is not None:
         return previous
     directory = mammo_cohort.patches_dir(config.mammo, workdir)
@@ -44,7 +47,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
               "figures": {"patches": os.path.relpath(figure, workdir)}}
     fileio.write_json(os.path.join(workdir, RESULT_FILE), result)
     if not console.in_stage():
-        console.summary({split: f"{s['patches']} patches from {s['images']} images of {s['patients']} patients"
-                         for split, s in report["splits"].items()} | {"picture": figure},
+        console.summary({"release": report["release"], "rows": mammo_cohort.describe_drops(report)}
+                        | {split: f"{s['patches']} patches from {s['images']} images of {s['patients']} patients"
+                           for split, s in report["splits"].items()}
+                        | {"masks": _describe_mended(report["mended_masks"]), "picture": figure},
                         title="mammography patches:")
     return result
+
+
+def _describe_mended(mended: dict[str, int]) -> str:
+    words = {"mask_in_crop_column": "found in the series the row names as the crop",
+             "mask_resized": "a few pixels off the mammogram's size, resized onto it"}
+    described = "; ".join(f"{n} {words.get(reason, reason)}" for reason, n in mended.items())
+    return described or "none resized or taken from the crop's series"
