@@ -1,12 +1,13 @@
 """The mammography study at its own scale: contextual lesion GANs and GAN-augmented cancer classification.
 
-  python -m medgan.main --config=configs/mammo_contextual.py:root=/data/CBIS-DDSM --workdir=/runs/mammo
+  python -m medgan.main --config=configs/mammo_contextual.py:root=/data/cbis-ddsm --workdir=/runs/mammo
   python launch/sweep.py --config=configs/mammo_contextual.py --workdir=/runs/mammo_sweep \
-      -- --config.mammo.root=/data/CBIS-DDSM
+      -- --config.mammo.root=/data/cbis-ddsm
 
-Wu et al. 2020 on OPTIMAM; medgan reads CBIS-DDSM as distributed (`root`:
-the folder holding the case-description CSVs; "" writes phantom mammograms
-as a release instead). Mammograms are loaded 2,048 px tall (about 125 um per
+Wu et al. 2020 on OPTIMAM; medgan reads CBIS-DDSM as users download it
+(`root`: the NBIA Data Retriever's download folder, a manifest folder, or
+Kaggle's JPEG re-release; README "Downloading CBIS-DDSM"; "" writes phantom
+mammograms as a download instead). Mammograms are loaded 2,048 px tall (about 125 um per
 pixel for CBIS-DDSM's 3,000 x 5,000 scans, a choice: the paper does not say
 at what resolution it cut its 256 px patches), 256 px patches, the paper's
 GANs (16 filters doubling, 4 x 4 x 2,048 centre, attention at 32 px, 8x

@@ -26,7 +26,7 @@ def test_augmentation_table_pairs_each_share_with_the_baseline():
 def test_the_study_runs_every_stage_and_reports_the_table(tmp_path):
     config = configuration.base_config("mammo_study")
     config.mammo.update(phantom_patients=10, height=256, patch=32, per_lesion=2, per_lesion_eval=4,
-                        normals_per_image=4)
+                        normals_per_image=4, phantom_layout="jpeg")  # Kaggle's re-release, through the whole study
     # The GAN block of tests/test_contextual.py's job test: its compiled steps come from the persistent cache.
     config.contextual.update(base_filters=4, max_filters=16, centre_filters=16, attention_resolution=8, border=3,
                              d_filter_factor=2, global_batch_size=8, num_steps=3, grow_steps=1, fade_steps=1,
@@ -44,6 +44,7 @@ def test_the_study_runs_every_stage_and_reports_the_table(tmp_path):
     assert result["false_negatives"]["p0"] in (0.5, 1.0)
     report = (tmp_path / "report.md").read_text()
     assert "| baseline (0%) |" in report and "| 100% w/ decay |" in report and "0.797" in report
+    assert "Cohort: Kaggle JPEG re-release" in report and "do not compare with runs on the DICOMs" in report
     for path in result["figures"].values():
         assert (tmp_path / path).read_bytes()[:4] == b"\x89PNG"
     saved = fileio.read_json(tmp_path / "augment_p050" / "results.json")

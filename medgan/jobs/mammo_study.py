@@ -62,7 +62,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     with console.stage("1/5 cut the patches") as stage:
         outcomes["patches"] = patches_job.run(_stage_config(config, "mammo_patches", ""), f"{workdir}/patches")
-        stage.note = f"{outcomes['patches']['total']} patches"
+        stage.note = f"{outcomes['patches']['total']} patches; {mammo_cohort.describe_drops(outcomes['patches'])}"
     patches_dir = outcomes["patches"]["patches_dir"]
     gan_dirs = []
     for n, lesion in enumerate(lesions):
@@ -166,6 +166,8 @@ def _evaluate(config, workdir: str, mesh, patches_dir: str, gan_dirs: list[str],
     return {
         "table": table, "lesion_effects": effects, "tsne": tsne, "false_negatives": caught,
         "paper": [{"p0": p0, "auc": value, "p_value": p} for p0, value, p in mammo.PAPER_TABLE],
+        "cohort": {"release": outcomes["patches"].get("release"), "layout": outcomes["patches"].get("layout"),
+                   "rows": mammo_cohort.describe_drops(outcomes["patches"])},
         "patches": {split: s["counts"] for split, s in outcomes["patches"]["splits"].items()},
         "synthetic": outcomes["synthetic"]["counts"],
         "gans": {lesion: {key: outcome[key] for key in ("steps", "kept_after_post_processing", "samples")}

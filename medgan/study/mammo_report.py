@@ -13,6 +13,11 @@ def markdown(result: dict) -> list[str]:
              "Test AUC of the cancer / no-cancer classifier on real test patches by the initial share of synthetic "
              "patches (decayed by 10% every 5,000 samples), with DeLong's paired test against the baseline on the "
              "same patches, beside the paper's Table 1 (Wu et al. 2020; OPTIMAM, ResNet-50, 256 px).", ""]
+    cohort = result.get("cohort")
+    if cohort:
+        lossy = (" These are Kaggle's lossy 8-bit JPEGs: the AUCs do not compare with runs on the DICOMs."
+                 if cohort["layout"] == "jpeg" else "")
+        lines += [f"Cohort: {cohort['release']}; {cohort['rows']}.{lossy}", ""]
     lines += mammo.markdown_table(result["table"])
     lines += ["", _shape_verdict(result["table"]), ""]
     lines += ["## What the GANs do to the baseline's score", "",
