@@ -385,7 +385,8 @@ class Progress:
     `update(done)` takes an absolute count (e.g. the loop's host step
     counter; a resumed run passes `initial`). The rate is measured from the
     first `update` on, so the compilation inside the first step of a
-    training does not count: rate = (done - done at the first update) /
+    training does not count; or, once `mark_synced` is called (and with
+    `await_sync` from the start), between the points where the caller synced: rate = (done - done at the first update) /
     (time since the first update); ETA = (total - done) / rate. Elapsed
     counts from construction.
 
@@ -408,6 +409,7 @@ class Progress:
         stream: TextIO | None = None,
         tty: bool | None = None,
         min_interval: float = 0.25,
+        await_sync: bool = False,
     ):
         self.total, self.desc, self.unit, self.images_per_step = max(int(total), 1), desc, unit, images_per_step
         self.done = self.initial = int(initial)
@@ -420,6 +422,23 @@ class Progress:
         self._width = 0
         self._layout: tuple[int, bool] | None = None  # on a terminal: (bar cells, show images/s)
         self._closed = False
+        self._await_sync = await_sync  # the rate from mark_synced's points only: updates count dispatched work
+        self._first_sync: tuple[float, int] | None = None
+        self._last_sync: tuple[float, int] | None = None
+
+    def mark_synced(self) -> None:
+        """The work counted so far has run (the caller waited for the device).
+
+        A loop that dispatches steps without waiting for them counts steps
+        the device has not run yet, so a rate over its updates is the
+        dispatcher's (hundreds of steps/s right after compilation). Once
+        this is called, the rate is taken between the first and the latest
+        sync only, where the count is what the device has done.
+        """
+        now = self._clock()
+        if self._first_sync is None:
+            self._first_sync = (now, self.done)
+        self._last_sync = (now, self.done)
 
     @property
     def stream(self) -> TextIO:
@@ -437,7 +456,12 @@ class Progress:
 
     @property
     def rate(self) -> float | None:
-        """Units per second since the first update; None until two updates apart in time and count."""
+        """Units per second since the first update (or between syncs); None until two points apart."""
+        if self._await_sync or self._first_sync is not None:
+            if self._first_sync is None or self._last_sync is None:
+                return None
+            seconds, count = self._last_sync[0] - self._first_sync[0], self._last_sync[1] - self._first_sync[1]
+            return count / seconds if seconds > 0 and count > 0 else None
         if self._first is None:
             return None
         seconds, count = self._now - self._first[0], self.done - self._first[1]

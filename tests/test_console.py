@@ -171,6 +171,27 @@ def test_rate_eta_and_images_per_second_on_a_fake_clock():
     assert progress.eta == 0 and "ETA" not in progress.line()
 
 
+def test_the_rate_runs_between_syncs_not_over_steps_only_dispatched():
+    clock = FakeClock()
+    progress = console.Progress(200, "train", tty=False, stream=io.StringIO(), clock=clock, await_sync=True)
+    progress.update(1)
+    for step in range(2, 21):  # dispatched in a tenth of a second: the device has run none of them
+        clock.now += 0.005
+        progress.update(step)
+    assert progress.rate is None and "steps/s" not in progress.line()  # not the dispatcher's 200 steps/s
+    clock.now += 4.9
+    progress.mark_synced()  # the device caught up at step 20
+    clock.now += 0.01
+    progress.update(30)  # dispatched again at once
+    assert progress.rate is None
+    clock.now += 5.0
+    progress.mark_synced()  # the device ran steps 21-30 in 5 s
+    assert progress.rate == pytest.approx(10 / 5.01)
+    clock.now += 0.01
+    progress.update(40)  # the dispatcher is ahead again: the rate stays the device's
+    assert progress.rate == pytest.approx(10 / 5.01) and progress.eta == pytest.approx(160 / (10 / 5.01))
+
+
 def test_tty_progress_redraws_in_place_at_most_four_times_a_second():
     clock = FakeClock()
     stream = io.StringIO()

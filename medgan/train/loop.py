@@ -360,7 +360,7 @@ def train_loop(
                 if progress_desc is not None:
                     progress = console.Progress(
                         num_steps, progress_desc or f"train {os.path.basename(os.path.normpath(workdir))}",
-                        images_per_step=images_per_step, initial=step,
+                        images_per_step=images_per_step, initial=step, await_sync=True,
                     )
                 while step < num_steps:
                     with jax.profiler.StepTraceAnnotation("train", step_num=step + 1):
@@ -379,7 +379,9 @@ def train_loop(
                     for hook in hooks:
                         hook(step, state)
                     if step % log_every == 0 or step == num_steps:
-                        flush_metrics(step)
+                        flush_metrics(step)  # waits for the step's metrics: the device has run every step
+                        if progress is not None:
+                            progress.mark_synced()
                     eval_metrics, stop = None, False
                     if eval_every is not None and (step % eval_every == 0):
                         with report.timed("eval"), clock.paused():
