@@ -20,10 +20,14 @@ CONSPICUITY = (0.15, 0.2, 0.3, 0.6, 1.0)
 
 
 def get_config(arg=None):
-    args = configuration.parse_arg(arg, conspicuity=1.0, classes=6, per_class=120)
+    args = configuration.parse_arg(arg, conspicuity=1.0, classes=6, per_class=120, miss=-1.0, false_positive=-1.0)
     point = grid.cpu_classes_config(classes=args.classes, per_class=args.per_class, conspicuity=args.conspicuity)
     config = configuration.base_config("train_classifier")
     config.data, config.fold, config.classifier = point.data, point.fold, point.classifier
+    if args.miss >= 0 or args.false_positive >= 0:
+        default_miss, default_false_positive = config.data.phantom_label_noise
+        config.data.phantom_label_noise = (args.miss if args.miss >= 0 else default_miss,
+                                           args.false_positive if args.false_positive >= 0 else default_false_positive)
     return config
 
 

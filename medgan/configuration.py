@@ -16,7 +16,7 @@ from typing import Any
 import ml_collections
 
 from medgan.data.phantoms.cbis_layout import LAYOUTS as PHANTOM_CBIS_LAYOUTS
-from medgan.data.phantoms.rendering import DEFAULT_CONSPICUITY
+from medgan.data.phantoms.rendering import DEFAULT_CONSPICUITY, DEFAULT_LABEL_NOISE
 from medgan.data.sources import SOURCES
 from medgan.models.classifiers import CLASSIFIERS
 from medgan.models.gans import GAN_MODELS
@@ -47,9 +47,10 @@ def data_config() -> ml_collections.ConfigDict:
             "resolution": 64,
             "phantom_patients": 1000,
             "phantom_seed": 0,
-            # Contrast of the phantoms' findings against anatomy and noise (0 ... 4):
-            # phantoms.DEFAULT_CONSPICUITY is calibrated so the CPU judge does not ace them.
+            # The phantoms' findings' contrast (0 ... 4; default visible) and their labels' (miss, false
+            # positive) rates as a report labeller's: BENCHMARKS.md, "Phantom conspicuity and label noise".
             "phantom_conspicuity": DEFAULT_CONSPICUITY,
+            "phantom_label_noise": DEFAULT_LABEL_NOISE,
             "chexpert_policy": "ones",
             "to_square": "pad",
             "rsna_windows": ("brain",),
@@ -477,14 +478,11 @@ def _get(config, path: str):
 _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     ("data.source", lambda v: v in SOURCES, f"one of {SOURCES}"),
-    (
-        "data.resolution",
-        lambda v: isinstance(v, int) and 16 <= v <= 1024,
-        "an integer pixel size in [16, 1024]",
-    ),
+    ("data.resolution", lambda v: isinstance(v, int) and 16 <= v <= 1024, "an integer pixel size in [16, 1024]"),
     ("data.phantom_patients", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
     ("data.phantom_seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
     ("data.phantom_conspicuity", lambda v: isinstance(v, (int, float)) and 0 <= v <= 4, "a number in [0, 4]"),
+    ("data.phantom_label_noise", lambda v: len(v) == 2 and all(0 <= r < 1 for r in v), "(miss, false pos.) in [0, 1)"),
     ("data.chexpert_policy", lambda v: v in CHEXPERT_POLICIES, f"one of {CHEXPERT_POLICIES}"),
     ("data.to_square", lambda v: v in SQUARE_MODES, f"one of {SQUARE_MODES}"),
     (

@@ -53,6 +53,24 @@ def test_prepare_job_result_points_at_the_report(tmp_path):
     assert result["class_names"] == ["normal", "mass", "calcification"]
 
 
+def test_the_console_shows_rows_dropped_by_rule_and_nothing_when_none_are(tmp_path, capsys):
+    from medgan.data import phantoms
+
+    root = tmp_path / "CheXpert-v1.0-small"
+    phantoms.write_chexpert_layout(root, phantoms.sample_cohort("chest", 6, 2), 32, 2, lateral_fraction=0.5)
+    config = configuration.base_config("prepare")
+    config.data.update(source="chexpert", root=str(root), resolution=32)
+    result = main.run_job(config, str(tmp_path / "chexpert"))
+    lateral = fileio.read_json(result["report"])["dropped_by_rule"]["lateral"]
+    assert lateral > 0
+    assert f"dropped by rule: lateral {lateral}" in capsys.readouterr().out
+    config = configuration.base_config("prepare")
+    config.data.update(source="phantom_head_ct", resolution=32, phantom_patients=4)
+    main.run_job(config, str(tmp_path / "phantom"))
+    out = capsys.readouterr().out
+    assert "none dropped by rule" in out and out.count("dropped by rule") == 1  # the job's line, no warning line
+
+
 def test_real_cohort_with_a_wrong_root_names_the_path(tmp_path):
     config = configuration.base_config("prepare")
     config.data.source = "chexpert"

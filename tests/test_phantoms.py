@@ -307,6 +307,46 @@ def test_phantom_source_indexes_the_cohort_and_renders_records(modality):
     assert np.array_equal(image[..., 0], expected)  # head CT: the brain window of the HU slice
 
 
+def test_report_labels_miss_and_invent_findings_at_their_rates_and_rederive_the_exclusive_class():
+    from medgan.data.phantoms.cohorts import reported_labels
+
+    records = phantoms.sample_cohort("head_ct", 3000, 4)
+    true = np.array([r.labels for r in records])
+    assert all(reported_labels("head_ct", r.labels, 0.0, 0.0, _rng("t", i)) == r.labels for i, r in
+               enumerate(records[:200]))
+    noisy = np.array([reported_labels("head_ct", r.labels, 0.2, 0.05, _rng("t", i)) for i, r in enumerate(records)])
+    findings_true, findings_noisy = true[:, 1:], noisy[:, 1:]
+    n_pos, n_neg = findings_true.sum(), (1 - findings_true).sum()
+    missed = (findings_true & ~findings_noisy.astype(bool)).sum()
+    invented = ((1 - findings_true) & findings_noisy).sum()
+    assert abs(missed / n_pos - 0.2) < 4 * np.sqrt(0.2 * 0.8 / n_pos)
+    assert abs(invented / n_neg - 0.05) < 4 * np.sqrt(0.05 * 0.95 / n_neg)
+    np.testing.assert_array_equal(noisy[:, 0], findings_noisy.sum(1) == 0)  # "no finding" iff none reported
+    chest = phantoms.sample_cohort("chest", 300, 4)
+    devices = CHEXPERT_FINDINGS.index("Support Devices")
+    for i, record in enumerate(chest):
+        labels = reported_labels("chest", record.labels, 0.3, 0.1, _rng("c", i))
+        pathology = sum(labels[1:]) - labels[devices]
+        assert labels[0] == int(pathology == 0)  # Support Devices sits beside No Finding, as in CheXpert
+
+
+def test_a_noisy_phantom_source_indexes_reported_labels_and_renders_the_true_ones():
+    source = phantoms.PhantomSource("head_ct", 60, 9, label_miss=0.3, label_false_positive=0.1)
+    records, _ = source.index()
+    true = phantoms.sample_cohort("head_ct", 60, 9)
+    assert [r.image_id for r in records] == [r.image_id for r in true]
+    changed = [(r, t) for r, t in zip(records, true) if r.labels != t.labels]
+    assert 0 < len(changed) < len(records)
+    record, truth = changed[0]
+    image, _ = source.load(record, 32)
+    assert np.array_equal(image[..., 0], grey("head_ct", truth.labels, 32, *phantoms.render_seeds(9, record)))
+    assert source.index()[0] == records  # one draw per image: the same labels every time
+    params = builders.source_params(source)
+    assert (params["label_miss"], params["label_false_positive"]) == (0.3, 0.1)  # part of the shards' identity
+    with pytest.raises(ValueError, match="label noise rates must lie in"):
+        phantoms.PhantomSource("head_ct", 5, 0, label_miss=1.0)
+
+
 def test_phantom_source_refuses_an_unknown_modality():
     with pytest.raises(ValueError, match="unknown phantom modality 'xray'"):
         phantoms.PhantomSource("xray", 5, 0)

@@ -35,9 +35,9 @@ def make_source(data: ml_collections.ConfigDict, source: str | None = None) -> S
     if name in PHANTOM_SOURCES:
         from medgan.data import phantoms
 
-        return phantoms.PhantomSource(
-            name.removeprefix("phantom_"), data.phantom_patients, data.phantom_seed, data.phantom_conspicuity
-        )
+        miss, false_positive = data.phantom_label_noise
+        return phantoms.PhantomSource(name.removeprefix("phantom_"), data.phantom_patients, data.phantom_seed,
+                                      data.phantom_conspicuity, label_miss=miss, label_false_positive=false_positive)
     if name == "chexpert":
         from medgan.data import chexpert
 
@@ -75,14 +75,24 @@ def prepare_cohort(
     losses = describe_losses(prepared)
     logging.info("%s: %d images written; %s (report: %s)", prepared.name, prepared.num_written, losses,
                  os.path.join(prepared.dataset_dir, builders.REPORT_FILE))
-    if prepared.num_skipped or "dropped by rule" in losses:
+    if prepared.num_skipped or any(_report(prepared).get("dropped_by_rule", {}).values()):
         console.summary([f"{prepared.name}: {prepared.num_written:,} images; {losses}"])
     return prepared
 
 
+def _report(prepared: builders.PreparedDataset) -> dict:
+    return fileio.read_json(os.path.join(prepared.dataset_dir, builders.REPORT_FILE))
+
+
+def source_card(prepared: builders.PreparedDataset) -> dict:
+    """{"source": name, "params": its parameters} of a prepared dataset: what a data card says it came from."""
+    report = _report(prepared)
+    return {"source": report["source"], "params": report["source_params"]}
+
+
 def describe_losses(prepared: builders.PreparedDataset) -> str:
     """"12 unreadable skipped; dropped by rule: lateral 4, uncertain 2" from a prepared dataset's report."""
-    report = fileio.read_json(os.path.join(prepared.dataset_dir, builders.REPORT_FILE))
+    report = _report(prepared)
     dropped = ", ".join(f"{reason} {n:,}" for reason, n in report.get("dropped_by_rule", {}).items() if n)
     skipped = f"{prepared.num_skipped:,} unreadable skipped"
     return f"{skipped}; dropped by rule: {dropped}" if dropped else f"{skipped}; none dropped by rule"

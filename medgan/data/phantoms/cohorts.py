@@ -7,6 +7,7 @@ rendering each image on load as uint8 [R, R, 1].
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -148,6 +149,26 @@ def sample_cohort(modality: str, num_patients: int, seed: int) -> list[ImageReco
     return records
 
 
+def reported_labels(modality: str, labels: Sequence[int], miss: float, false_positive: float,
+                    rng: np.random.Generator) -> tuple[int, ...]:
+    """The labels a report labeller would give an image whose true labels are `labels`.
+
+    Each finding (every class but the exclusive first one) that is present is
+    missed with probability `miss`, each absent one reported with
+    probability `false_positive`, independently; the exclusive class ("No
+    Finding" ...) is then set exactly when no finding is reported (chest:
+    Support Devices does not count), as labellers derive it.
+    """
+    names = CLASSES_BY_MODALITY[modality]
+    draws = rng.random(len(names))
+    reported = {name for name, label, u in zip(names[1:], labels[1:], draws[1:])
+                if (u >= miss if label else u < false_positive)}
+    pathology = reported - {"Support Devices"} if modality == "chest" else reported
+    if not pathology:
+        reported = (reported & {"Support Devices"}) | {names[0]}
+    return tuple(int(name in reported) for name in names)
+
+
 def _render_uint8(
     modality: str, labels: Sequence[int], resolution: int, seed: int, acquisition: int, conspicuity: float
 ) -> np.ndarray:
@@ -165,6 +186,12 @@ class PhantomSource:
     Head CT is loaded through the brain window (40/80), like RSNA ICH's default.
     `conspicuity` scales the findings' contrast (rendering.py); it is part of
     the source's identity, so shards prepared at another value are not reused.
+
+    `label_miss` and `label_false_positive` make the labels noisy as a report
+    labeller's are (`reported_labels`, one draw per image): the index holds
+    the reported labels, every split's, while each image is rendered from its
+    true ones, so a judge is scored against labels that are sometimes wrong,
+    as on a real cohort. Both 0 gives the true labels.
     """
 
     channels = 1
@@ -172,24 +199,43 @@ class PhantomSource:
     # contend for it with the shard writer (2 threads: 1.5x slower, 4: 2.4x on 2 AMD EPYC cores).
     load_workers = 1
 
-    def __init__(self, modality: str, num_patients: int, seed: int, conspicuity: float = DEFAULT_CONSPICUITY):
+    def __init__(self, modality: str, num_patients: int, seed: int, conspicuity: float = DEFAULT_CONSPICUITY,
+                 label_miss: float = 0.0, label_false_positive: float = 0.0):
         check_modality(modality)
         check_conspicuity(conspicuity)
+        if not (0 <= label_miss < 1 and 0 <= label_false_positive < 1):
+            raise ValueError(f"label noise rates must lie in [0, 1): miss {label_miss!r}, "
+                             f"false positive {label_false_positive!r}")
         self.modality = modality
         self.num_patients = num_patients
         self.seed = seed
         self.conspicuity = float(conspicuity)
+        self.label_miss, self.label_false_positive = float(label_miss), float(label_false_positive)
         self.version = RENDERER_VERSION  # part of the prepared shards' fingerprint
         self.name = f"phantom_{modality}"
         self.class_names = CLASSES_BY_MODALITY[modality]
         self._records: list[ImageRecord] | None = None
+        self._true: dict[str, tuple[int, ...]] = {}  # image_id -> the labels its image is rendered from
 
     def index(self) -> tuple[list[ImageRecord], dict[str, int]]:
         if self._records is None:
-            self._records = sample_cohort(self.modality, self.num_patients, self.seed)
+            true = sample_cohort(self.modality, self.num_patients, self.seed)
+            self._true = {record.image_id: record.labels for record in true}
+            self._records = [dataclasses.replace(record, labels=reported_labels(
+                self.modality, record.labels, self.label_miss, self.label_false_positive,
+                _rng("labeller", self.modality, self.seed, record.image_id))) for record in true]
         return list(self._records), {}
 
+    def true_labels(self, image_id: str) -> tuple[int, ...]:
+        """The labels image `image_id` of the cohort is rendered from (its index labels may be noisy)."""
+        if not self._true:
+            self.index()
+        return self._true[image_id]
+
     def load(self, record: ImageRecord, resolution: int) -> tuple[np.ndarray, str]:
+        """The image of `record`: from its cohort's true labels under label noise, else from `record.labels`."""
         seed, acquisition = render_seeds(self.seed, record)
-        image = _render_uint8(self.modality, record.labels, resolution, seed, acquisition, self.conspicuity)
+        noisy = self.label_miss or self.label_false_positive
+        labels = self.true_labels(record.image_id) if noisy else record.labels
+        image = _render_uint8(self.modality, labels, resolution, seed, acquisition, self.conspicuity)
         return image[..., None], record.patient_id

@@ -32,7 +32,10 @@ from medgan.data.phantoms.mammo import MAMMO_RULES, Mammo
 from medgan.data.phantoms.seeds import _rng
 
 MODALITIES = ("chest", "head_ct", "mammo")
-DEFAULT_CONSPICUITY = 0.2  # calibrated: BENCHMARKS.md, "Phantom conspicuity"
+DEFAULT_CONSPICUITY = 0.6  # findings a reader sees at 32 px: BENCHMARKS.md, "Phantom conspicuity and label noise"
+# (miss, false positive) rates of the phantom cohorts' labels, as a report labeller's (cohorts.reported_labels):
+# with visible findings they keep the real judge off the ceiling, as noisy report labels do on real cohorts.
+DEFAULT_LABEL_NOISE = (0.2, 0.05)
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024
 
 # The scene registry: each modality's scene type and its rule per class name.
