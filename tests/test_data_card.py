@@ -35,5 +35,10 @@ def test_an_audit_is_added_to_both_files_and_a_rerun_replaces_its_entry(tmp_path
     quiet = data_card.audit_entry(_audit_result([], statistic=None), "/w/audit2")
     data_card.add_audit(str(tmp_path), quiet)
     assert "no data-copying test (too few images)" in (tmp_path / "DATA_CARD.md").read_text()
+    card["real_cohort"] = {"source": "phantom_head_ct",
+                           "params": {"conspicuity": 0.6, "label_miss": 0.2, "label_false_positive": 0.05}}
+    text = data_card.markdown(card)
+    assert "- source: `phantom_head_ct`" in text and "- conspicuity: 0.6" in text
+    assert "each finding missed with probability 0.2 and reported where absent with probability 0.05" in text
     with pytest.raises(FileNotFoundError, match="not a finished synthesize run"):
         data_card.add_audit(str(tmp_path / "missing"), entry)

@@ -121,7 +121,7 @@ def _write_outputs(workdir, seed, fold, records, splits, images, gan_result, dat
         title=f"synthetic {gan_result['model']['name']} samples, one row per label combination",
     )
     card = data_card.card(dataset_name, fold, counts, gan_result, seed=seed, resolution=int(images.shape[1]),
-                          channels=int(images.shape[-1]), total=len(records))
+                          channels=int(images.shape[-1]), total=len(records), real_cohort=gan_result.get("real_cohort"))
     with fileio.atomic_path(os.path.join(workdir, DATA_CARD_MD)) as tmp, open(tmp, "w") as f:
         f.write(data_card.markdown(card))
     fileio.write_json(os.path.join(workdir, DATA_CARD_JSON), card)

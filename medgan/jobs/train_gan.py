@@ -103,6 +103,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "config": json.loads(json.dumps(cfg.to_dict())),  # as results.json holds it: tuples become lists
         "hyperparameters": dataclasses.asdict(hp),
         "dataset": prepared.name,
+        "real_cohort": cohorts.source_card(prepared),
         "class_names": list(class_names),
         "fold_manifest": config.fold.manifest or os.path.join(workdir, MANIFEST_FILE),
         "train_images": len(fold.ids["train"]),

@@ -16,10 +16,16 @@ from medgan.workdir import DATA_CARD_JSON, DATA_CARD_MD
 
 
 def card(dataset: str, fold: folds.Fold, counts: dict[str, list[int]], gan_result: dict, *, seed: int,
-         resolution: int, channels: int, total: int) -> dict:
-    """data_card.json: the generator, the counts per combination, the software, the audits run (none yet)."""
+         resolution: int, channels: int, total: int, real_cohort: dict | None = None) -> dict:
+    """data_card.json: the generator, the counts per combination, the software, the audits run (none yet).
+
+    `real_cohort`: the source the generator was trained on and its parameters
+    (`builders.source_params`: a phantom's conspicuity and label noise, a real
+    cohort's root and label policy).
+    """
     return {
         "dataset": dataset,
+        "real_cohort": real_cohort or {},
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "generator": {
             "model": gan_result["model"],
@@ -70,6 +76,7 @@ def markdown(card: dict) -> str:
         + (f" (lowest Fréchet distance, {g['fd']:.2f})" if g["fd"] is not None else ""),
         f"- generator weights SHA-256: `{g['checkpoint_sha256']}`",
         "",
+        *_real_cohort_lines(card.get("real_cohort") or {}),
         "## Label combinations",
         "",
     ]
@@ -94,6 +101,22 @@ def markdown(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _real_cohort_lines(cohort: dict) -> list[str]:
+    """The trained-on cohort, and for phantoms how hard its labels are: noise a report labeller would make."""
+    if not cohort:
+        return []
+    params = cohort.get("params", {})
+    lines = ["## Real cohort", "", f"- source: `{cohort['source']}`"]
+    lines += [f"- {key}: {value}" for key, value in params.items()
+              if key not in ("label_miss", "label_false_positive")]
+    if "label_miss" in params:
+        lines.append(f"- labels: as a report labeller's, each finding missed with probability "
+                     f"{params['label_miss']:g} and reported where absent with probability "
+                     f"{params['label_false_positive']:g} (images rendered from the true labels; both "
+                     "classifiers are trained and tested on these labels)")
+    return lines + [""]
 
 
 def audit_entry(result: dict, audit_dir: str) -> dict:
