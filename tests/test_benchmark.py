@@ -29,7 +29,7 @@ def tiny_config(prepared_dir):
 def answer(result):
     """Everything of results.json that must not depend on how the run was interrupted (no times, no paths)."""
     kept = {key: result[key] for key in ("point", "real", "synthetic", "relative_auc", "delong", "gan",
-                                         "synthetic_images", "fold")}
+                                         "synthetic_images", "fold", "label_fidelity")}
     kept["gan"] = {k: v for k, v in kept["gan"].items() if k != "train_images_per_second"}
     return kept
 
@@ -77,6 +77,21 @@ def test_results_json_answers_the_point_and_records_how(finished):
     assert result["configs"]["benchmark"]["gan"]["num_steps"] == 4
     assert result["software"]["devices"] == 8 and result["software"]["processes"] == 1
     assert result["software"]["jax"] and result["software"]["medgan"]
+    # Do the labels reach the pixels: GAN-test, the synthetic judge's validation, the GAN's history.
+    fidelity = result["label_fidelity"]
+    synthetic_run = fileio.read_json(workdir / "synthetic_classifier" / RESULT_FILE)
+    assert fidelity["synthetic_val_auc"] == synthetic_run["best_val_mean_auc"]
+    gan_test = fidelity["gan_test"]
+    assert gan_test["images"] == 48 and set(gan_test["per_class_auc"]) == set(names)
+    defined = [value for value in gan_test["per_class_auc"].values() if value is not None]
+    assert defined and gan_test["mean_auc"] == pytest.approx(np.mean(defined))
+    assert [entry["step"] for entry in fidelity["eval_history"]] == [2, 4]  # gan.fid_every = 2 of 4 steps
+    assert fidelity["eval_history"] == fileio.read_json(workdir / "gan" / "eval_history.json")
+    assert all(entry["fd"] >= 0 and set(entry) == {"step", "fd", "gan_test", "growing", "resolution"}
+               for entry in fidelity["eval_history"])
+    report = (workdir / REPORT_FILE).read_text()
+    assert "## Do the labels reach the pixels?" in report
+    assert f"**GAN-test: {fmt.number(gan_test['mean_auc'])}**" in report
 
 
 def test_report_shows_the_table_and_pictures_that_exist(finished):

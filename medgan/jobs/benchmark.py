@@ -136,7 +136,7 @@ def stage_configs(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    previous, _ = common.begin(config, workdir, lambda result: "benchmark point already finished")
+    previous, mesh = common.begin(config, workdir, lambda result: "benchmark point already finished")
     if previous is not None:
         point_report.print_summary(previous, workdir)
         return previous
@@ -165,11 +165,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     start = time.perf_counter()
     with console.stage(STAGE_TITLES["evaluate"]):
         evaluation = point.evaluate(workdir, config.benchmark.level)
+        labels_reached = point.label_fidelity_of(
+            workdir, cohorts.training_data(configs["synthetic_classifier"].classifier.train_data, prepared, fold),
+            mesh, outcomes, level=config.benchmark.level, global_batch_size=config.classifier.global_batch_size)
         if jax.process_index() == 0:
             figures = point_report.write_figures(workdir, fold, prepared, evaluation,
                                                  config.benchmark.report_samples)
             clock.add("evaluate", time.perf_counter() - start)
-            result = point.results(config, workdir, prepared, fold, outcomes, evaluation, figures, clock.seconds)
+            result = point.results(config, workdir, prepared, fold, outcomes, evaluation, figures, clock.seconds,
+                                   labels_reached)
             with fileio.atomic_path(os.path.join(workdir, REPORT_FILE)) as tmp, open(tmp, "w") as f:
                 f.write(point_report.report_markdown(result))
             fileio.write_json(result_path, result)  # last: its presence marks the point finished

@@ -19,6 +19,7 @@ Work directory:
   samples/step_*.png      fixed-latent grids, one row per label combination
                           (also to TensorBoard under samples/)
   generator/              the selected EMA generator's params (what `synthesize` reads)
+  eval_history.json       every evaluation: step, FD, GAN-test mean AUC (also in results.json)
   results.json            model, config, steps, FD, speed; written last
 """
 
@@ -37,13 +38,15 @@ from clu import metric_writers
 
 from medgan import console, fileio, report_format as fmt, sharding, visualize
 from medgan.data import builders, cohorts, pipeline
-from medgan.eval import fidelity
-from medgan.eval.features import load_feature_extractor
+from medgan.eval import fidelity, label_fidelity
+from medgan.eval.features import load_feature_extractor, load_logits
 from medgan.jobs import common
 from medgan.models import gans
 from medgan.train import checkpoints, gan_step, loop, progressive
 from medgan.train.sampling import Sampler, latents
 from medgan.workdir import GENERATOR_DIR, MANIFEST_FILE, PREEMPTED, RESULT_FILE, SAMPLES_DIR
+
+EVAL_HISTORY_FILE = "eval_history.json"
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -66,8 +69,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     sampler = Sampler(mesh, cfg.global_batch_size)
 
     write_samples = SampleGrids(config, workdir, fold, class_names, spec, steps, sampler, sample_key)
-    evaluate = fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_key, fid_start) \
-        if cfg.fid_classifier else None
+    history_path = os.path.join(workdir, EVAL_HISTORY_FILE)
+    evaluate = fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_key, fid_start,
+                              history_path) if cfg.fid_classifier else None
     controller = progressive.AfterGrowth(loop.PlateauController(
         metric="fd_final", mode="min", early_stop_patience=cfg.fid_patience), start_step=fid_start) \
         if evaluate and cfg.fid_patience else None
@@ -114,6 +118,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "selected_step": selected_step,
         "selected_kimg": schedule.images_at(selected_step) / 1000,
         "best_fd": best_fd,
+        "eval_history": fileio.read_json(history_path) if os.path.exists(history_path) else [],
         "ada_p": float(jax.device_get(selected.ada_p)),
         "generator": GENERATOR_DIR,
         "generator_sha256": generator_sha256,
@@ -207,16 +212,24 @@ class SampleGrids:
             self(step, state.ema_params)
 
 
-def fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_key, start_step: int = 0):
-    """evaluate(state) -> {"fd", "fd_final", "growing"}: the EMA generator's FD to the real validation images.
+def fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_key, start_step: int = 0,
+                   history_path: str | None = None):
+    """evaluate(state) -> {"fd", "fd_final", "growing", "gan_test"}: the EMA generator scored by the real judge.
 
-    The real statistics are computed once, at the first evaluation. While a
+    FD: the Fréchet distance of its samples to the real validation images in
+    the judge's features. GAN-test (eval/label_fidelity): the judge's mean
+    AUC on the same samples against the labels they were drawn with, so the
+    history shows whether labels reach the pixels, which FD cannot. The real
+    statistics are computed once, at the first evaluation. While a
     progressive model grows, and before step `start_step` (`gan.fid_start_kimg`;
     the study computed no FID before `minimum_fid_kimg`), "fd_final" is
-    GROWING_FD so no such checkpoint is selected.
+    GROWING_FD so no such checkpoint is selected. Each evaluation is appended
+    to `history_path` (JSON, process 0; a resumed run replaces the entries
+    from its step on).
     """
     cfg = config.gan
     features_fn, feature_dim = load_feature_extractor(cfg.fid_classifier, mesh)
+    logits_fn = load_logits(cfg.fid_classifier, mesh)
     val_labels = builders.labels_of(prepared.dataset_dir, fold.ids["val"])
     fid_labels = val_labels[np.arange(cfg.fid_samples) % len(val_labels)]
     fid_z = latents(config.seed + 2, cfg.fid_samples, spec.latent_dim)
@@ -229,14 +242,31 @@ def fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_ke
                                      global_batch_size=cfg.global_batch_size),
                 features_fn, feature_dim,
             )
+        scores = []
+
+        def scored(batches):
+            for images, mask in batches:
+                images = jnp.clip(images, -1.0, 1.0)
+                scores.append(label_fidelity.judge_scores(logits_fn, [(images, mask)]))
+                yield {"image": images, "mask": jnp.asarray(mask)}
+
         synthetic = fidelity.accumulate(
-            ({"image": jnp.clip(images, -1.0, 1.0), "mask": jnp.asarray(mask)} for images, mask in
-             sampler(steps.current_spec, state.ema_params, fid_z, fid_labels, sample_key, steps.alpha)),
+            scored(sampler(steps.current_spec, state.ema_params, fid_z, fid_labels, sample_key, steps.alpha)),
             features_fn, feature_dim,
         )
         fd = fidelity.frechet_distance_of(real_stats["val"], synthetic)
+        gan_test = label_fidelity.gan_test(fid_labels, np.concatenate(scores), fold.class_names)["mean_auc"]
         early = steps.growing or steps.updates < start_step
-        return {"fd": fd, "fd_final": progressive.GROWING_FD if early else fd,
-                "growing": float(steps.growing)}
+        metrics = {"fd": fd, "fd_final": progressive.GROWING_FD if early else fd, "growing": float(steps.growing),
+                   "gan_test": float("nan") if gan_test is None else gan_test}
+        if history_path is not None and jax.process_index() == 0:
+            _append_history(history_path, {"step": int(steps.updates), "fd": fd, "gan_test": gan_test,
+                                           "growing": bool(steps.growing), "resolution": int(steps.stage)})
+        return metrics
 
     return evaluate
+
+
+def _append_history(path: str, entry: dict) -> None:
+    history = fileio.read_json(path) if os.path.exists(path) else []
+    fileio.write_json(path, [e for e in history if e["step"] < entry["step"]] + [entry])

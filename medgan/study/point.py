@@ -15,8 +15,9 @@ import os
 import numpy as np
 
 from medgan import fileio, provenance
-from medgan.data import folds
-from medgan.eval import auc
+from medgan.data import cohorts, folds, pipeline
+from medgan.eval import auc, label_fidelity
+from medgan.eval.features import load_logits
 from medgan.workdir import MANIFEST_FILE, REPORT_FILE, SCORES_FILE
 
 STAGES = ("prepare", "real_classifier", "gan", "synthesize", "synthetic_classifier", "audit", "evaluate")
@@ -47,6 +48,26 @@ def evaluate(workdir: str, level: float) -> dict:
         "synthetic": auc.per_class_auc(labels, synthetic["scores"], class_names, level=level),
         "paired": auc.paired_report(labels, real["scores"], synthetic["scores"], class_names, level=level),
     }
+
+
+def label_fidelity_of(workdir: str, synthetic: cohorts.TrainingData, mesh, outcomes: dict, *, level: float,
+                      global_batch_size: int) -> dict:
+    """The point's `label_fidelity`: do the GAN's labels reach its pixels?
+
+    gan_test: the real-trained judge's per-label AUC on every synthetic image
+    (train and val) against the labels it was generated with, and their mean
+    (eval/label_fidelity); synthetic_val_auc: the synthetic-trained judge's
+    best validation AUC on held-out synthetic images; eval_history: the GAN's
+    FD and GAN-test at each evaluation during training.
+    """
+    logits_fn = load_logits(os.path.join(workdir, STAGE_DIRS["real_classifier"]), mesh)
+    ids = list(synthetic.train_ids) + list(synthetic.val_ids)
+    labels, scores = label_fidelity.score_batches(
+        logits_fn, pipeline.EvalBatches(synthetic.dataset_dir, ids, mesh=mesh, global_batch_size=global_batch_size))
+    report = label_fidelity.gan_test(labels, scores, outcomes["synthetic_classifier"]["class_names"], level=level)
+    return {"gan_test": {**label_fidelity.summary(report), "images": len(labels), "test": report},
+            "synthetic_val_auc": outcomes["synthetic_classifier"]["best_val_mean_auc"],
+            "eval_history": outcomes["gan"].get("eval_history", [])}
 
 
 def _summary(report: dict) -> dict:
@@ -86,7 +107,8 @@ def audit_summary(audit: dict) -> dict:
     return {**kept, "report": f"{STAGE_DIRS['audit']}/{audit['report']}"}
 
 
-def results(config, workdir, prepared, fold: folds.Fold, outcomes, evaluation, figures, seconds) -> dict:
+def results(config, workdir, prepared, fold: folds.Fold, outcomes, evaluation, figures, seconds,
+            label_fidelity_entry: dict) -> dict:
     """The point's results.json: the answer (real, synthetic, relative_auc, delong) and how it was reached."""
     gan, card = outcomes["gan"], outcomes["synthesize"]
     paired = evaluation["paired"]
@@ -103,6 +125,7 @@ def results(config, workdir, prepared, fold: folds.Fold, outcomes, evaluation, f
         "real": _summary(evaluation["real"]),
         "synthetic": _summary(evaluation["synthetic"]),
         "relative_auc": relative_auc(evaluation),
+        "label_fidelity": label_fidelity_entry,
         "delong": {"a": "real", "b": "synthetic", "level": paired["level"], "mean": paired["mean"],
                    "classes": paired["classes"]},
         "gan": {key: gan[key] for key in ("model", "steps", "stopped", "selected_step", "best_fd", "ada_p",

@@ -80,6 +80,33 @@ def _answer(result: dict) -> list[str]:
         lines.append(f"DeLong's paired test of the mean AUC: difference real - synthetic "
                      f"{fmt.number(mean['difference'])}, {level}% CI {fmt.interval(mean['ci_low'], mean['ci_high'])}, "
                      f"{fmt.p_clause(mean['p_value'])}.")
+    return lines + _label_fidelity(result)
+
+
+def _label_fidelity(result: dict) -> list[str]:
+    """Whether the GAN's labels reach its pixels: GAN-test, the synthetic judge's own validation, the FD history."""
+    fidelity = result.get("label_fidelity")
+    if not fidelity:
+        return []
+    gan_test = fidelity["gan_test"]
+    per_label = ", ".join(f"{name} {fmt.number(value)}" for name, value in gan_test["per_class_auc"].items()
+                          if value is not None)
+    ci = fmt.interval(*(gan_test["mean_auc_ci"] or (None, None)))
+    lines = ["", "## Do the labels reach the pixels?", "",
+             f"**GAN-test: {fmt.number(gan_test['mean_auc'])}** {ci}, the real-trained judge's mean AUC on the "
+             f"{gan_test['images']} synthetic images against the labels they were generated with "
+             f"(Shmelkov et al. 2018; per label: {per_label or fmt.MISSING}). Near 0.5 the GAN "
+             "draws nothing of the findings its labels name; near the real judge's test AUC it draws them as the "
+             "real images show them.",
+             f"The synthetic-trained judge's validation AUC on held-out synthetic images: "
+             f"{fmt.number(fidelity['synthetic_val_auc'])} (high while its real test AUC is at chance: what it learnt "
+             "from the synthetic images does not transfer)."]
+    history = fidelity.get("eval_history") or []
+    if history:
+        lines += ["", "During GAN training (every evaluation; FD in the real judge's features):", "",
+                  *fmt.markdown_table(("step", "resolution", "FD", "GAN-test"), [
+                      (str(e["step"]), f"{e['resolution']} px", fmt.number(e["fd"], 2), fmt.number(e["gan_test"]))
+                      for e in history], align="rrrr")]
     return lines
 
 
@@ -164,6 +191,10 @@ def print_summary(result: dict, workdir: str) -> None:
     mean = result["delong"]["mean"]
     if mean is not None and mean["p_value"] is not None:
         print(f"  DeLong paired test: difference {mean['difference']:.3f}, {fmt.p_clause(mean['p_value'])}")
+    fidelity = result.get("label_fidelity")
+    if fidelity:
+        print(f"  GAN-test AUC   {fmt.number(fidelity['gan_test']['mean_auc'])} (the real judge on the synthetic "
+              f"images, against their labels: 0.5 = the labels do not reach the pixels)")
     paths = {"report": result["report"], "audit": result["audit"]["report"], **result["figures"],
              "GAN samples": os.path.join(STAGE_DIRS["gan"], result["gan"]["samples"]), "results": RESULT_FILE}
     width = max(len(name) for name in paths) + 1
