@@ -69,17 +69,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     sampler = Sampler(mesh, cfg.global_batch_size)
 
     write_samples = SampleGrids(config, workdir, fold, class_names, spec, steps, sampler, sample_key)
-    history_path = os.path.join(workdir, EVAL_HISTORY_FILE)
     evaluate = fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_key, fid_start,
-                              history_path) if cfg.fid_classifier else None
+                              os.path.join(workdir, EVAL_HISTORY_FILE)) if cfg.fid_classifier else None
     controller = progressive.AfterGrowth(loop.PlateauController(
         metric="fd_final", mode="min", early_stop_patience=cfg.fid_patience), start_step=fid_start) \
         if evaluate and cfg.fid_patience else None
     start = time.perf_counter()
     outcome = loop.train_loop(
-        workdir=workdir,
-        state=state,
-        step_fn=steps,
+        workdir=workdir, state=state, step_fn=steps,
         make_batches=training_batches(prepared, fold, schedule, mesh, config.seed),
         num_steps=num_steps,
         checkpoint_every=cfg.checkpoint_every,
@@ -118,7 +115,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "selected_step": selected_step,
         "selected_kimg": schedule.images_at(selected_step) / 1000,
         "best_fd": best_fd,
-        "eval_history": fileio.read_json(history_path) if os.path.exists(history_path) else [],
+        "eval_history": eval_history(workdir),
         "ada_p": float(jax.device_get(selected.ada_p)),
         "generator": GENERATOR_DIR,
         "generator_sha256": generator_sha256,
@@ -265,6 +262,12 @@ def fid_evaluation(config, fold, prepared, mesh, spec, steps, sampler, sample_ke
         return metrics
 
     return evaluate
+
+
+def eval_history(workdir: str) -> list[dict]:
+    """The evaluations of a train_gan run so far ([] without FD evaluations)."""
+    path = os.path.join(workdir, EVAL_HISTORY_FILE)
+    return fileio.read_json(path) if os.path.exists(path) else []
 
 
 def _append_history(path: str, entry: dict) -> None:
