@@ -131,11 +131,21 @@ class SeriesIndex:
     kind: str
     entries: dict[str, tuple[Path, ...]]
     unreadable: tuple[str, ...] = ()  # DICOM files whose header could not be read (header index)
+    _listed: dict[str, tuple[Path, ...]] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def files(self, uid: str) -> tuple[Path, ...] | None:
-        """The series' image files that exist, in natural order; None for a series the index does not know."""
+        """The series' image files that exist, in natural order; None for a series the index does not know.
+
+        Listed once per series: an image with several abnormalities, or a mask and crop sharing a
+        series, is named by several rows.
+        """
         if uid not in self.entries:
             return None
+        if uid not in self._listed:
+            self._listed[uid] = self._list(uid)
+        return self._listed[uid]
+
+    def _list(self, uid: str) -> tuple[Path, ...]:
         found: list[Path] = []
         for entry in self.entries[uid]:
             if entry.is_dir():
@@ -358,12 +368,18 @@ def read_cases(root: str | os.PathLike, *, cache_dir: str | os.PathLike | None =
                 image_id = f"{patient}_{side}_{view}"
                 entry = images.setdefault(image_id, {"patient": patient, "side": side, "view": view,
                                                      "path": str(image_files[0]), "abnormalities": []})
-                crop_column = tuple(str(p) for p in crop_files or () if str(p) not in map(str, mask_files or ()))
+                in_mask_series = {str(p) for p in mask_files or ()}
+                crop_column = tuple(str(p) for p in crop_files or () if str(p) not in in_mask_series)
                 entry["abnormalities"].append(Abnormality(kind, pathology, abnormality_id, candidates, crop_column))
     cases = [MammogramCase(image_id, e["patient"], e["side"], e["view"], e["path"],
                            tuple(sorted(e["abnormalities"], key=lambda a: (a.kind, a.abnormality_id))))
              for image_id, e in sorted(images.items())]
     return Cases(release, index, cases, rows, dict(dropped), first_dropped)
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """"mask_not_found 12, image_file_missing 8": reasons by count, most first ("" for none)."""
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def check_kept(kept: int, total: int, dropped: dict[str, int], first_dropped: dict[str, str], min_share: float,
@@ -375,7 +391,7 @@ def check_kept(kept: int, total: int, dropped: dict[str, int], first_dropped: di
     """
     if total and kept >= min_share * total and kept > 0:
         return
-    counts = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1])) or "none"
+    counts = describe_counts(dropped) or "none"
     worst = max(dropped, key=dropped.get) if dropped else None
     first = f" First dropped ({worst}): {first_dropped[worst]}." if worst in first_dropped else ""
     raise TooFewKept(

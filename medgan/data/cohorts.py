@@ -72,10 +72,11 @@ def prepare_cohort(
             builders.prepare(cohort, data.resolution, directory, min_kept_share=data.min_kept_share)
         sharding.wait_for_processes(f"prepare {cohort.name} {data.resolution}px")
     prepared = builders.prepare(cohort, data.resolution, directory, min_kept_share=data.min_kept_share)
-    losses = describe_losses(prepared)
+    report = _report(prepared)
+    losses = describe_losses(prepared, report)
     logging.info("%s: %d images written; %s (report: %s)", prepared.name, prepared.num_written, losses,
                  os.path.join(prepared.dataset_dir, builders.REPORT_FILE))
-    if prepared.num_skipped or any(_report(prepared).get("dropped_by_rule", {}).values()):
+    if prepared.num_skipped or any(report.get("dropped_by_rule", {}).values()):
         console.summary([f"{prepared.name}: {prepared.num_written:,} images; {losses}"])
     return prepared
 
@@ -90,9 +91,9 @@ def source_card(prepared: builders.PreparedDataset) -> dict:
     return {"source": report["source"], "params": report["source_params"]}
 
 
-def describe_losses(prepared: builders.PreparedDataset) -> str:
+def describe_losses(prepared: builders.PreparedDataset, report: dict | None = None) -> str:
     """"12 unreadable skipped; dropped by rule: lateral 4, uncertain 2" from a prepared dataset's report."""
-    report = _report(prepared)
+    report = report if report is not None else _report(prepared)
     dropped = ", ".join(f"{reason} {n:,}" for reason, n in report.get("dropped_by_rule", {}).items() if n)
     skipped = f"{prepared.num_skipped:,} unreadable skipped"
     return f"{skipped}; dropped by rule: {dropped}" if dropped else f"{skipped}; none dropped by rule"

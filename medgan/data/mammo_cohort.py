@@ -152,8 +152,7 @@ def _header_progress():
 
 def describe_drops(report: dict) -> str:
     """"kept 1,180 of 1,200 rows; dropped: mask_not_found 12, image_file_missing 8" for the console."""
-    dropped = report.get("dropped_rows", {})
-    counts = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1]))
+    counts = cbis_ddsm.describe_counts(report.get("dropped_rows", {}))
     head = f"kept {report.get('kept_rows', 0):,} of {report.get('rows', 0):,} rows"
     return f"{head}; dropped: {counts}" if counts else f"{head}; none dropped"
 

@@ -61,7 +61,7 @@ def gan_test(labels: np.ndarray, scores: np.ndarray, class_names: Sequence[str],
 
 
 def summary(report: dict) -> dict:
-    """{"mean_auc", "mean_auc_ci", "per_class_auc"}: what a point's results.json and console carry."""
+    """{"mean_auc", "mean_auc_ci", "per_class_auc"} of an `auc.per_class_auc` report: what results.json carries."""
     ci = None if report["mean_auc_ci_low"] is None else [report["mean_auc_ci_low"], report["mean_auc_ci_high"]]
     return {"mean_auc": report["mean_auc"], "mean_auc_ci": ci,
             "per_class_auc": {name: entry["auc"] for name, entry in report["classes"].items()}}

@@ -71,13 +71,7 @@ def label_fidelity_of(workdir: str, synthetic: cohorts.TrainingData, mesh, outco
 
 
 def _summary(report: dict) -> dict:
-    ci = None if report["mean_auc_ci_low"] is None else [report["mean_auc_ci_low"], report["mean_auc_ci_high"]]
-    return {
-        "mean_auc": report["mean_auc"],
-        "mean_auc_ci": ci,
-        "per_class_auc": {name: entry["auc"] for name, entry in report["classes"].items()},
-        "test": report,
-    }
+    return {**label_fidelity.summary(report), "test": report}
 
 
 def relative_auc(evaluation: dict) -> dict:
