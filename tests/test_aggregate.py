@@ -46,6 +46,7 @@ def fabricate(model, k, n, *, study="demo_sweep", resolution=32, ci=True, seed=0
                        "ci_low": real - real * rel - 0.01, "ci_high": real - real * rel + 0.02,
                        "variance": 1e-4, "z": 2.5, "p_value": 0.0124 / k}, "classes": {}},
         "gan": {"model": model},
+        "label_fidelity": {"gan_test": {"mean_auc": 0.5 + k / 100}, "synthetic_val_auc": 0.9} if ci else {},
         "fold": {"manifest": "manifest.json", "sizes": {"train": 8 * k * n // 10, "val": k * n // 10,
                                                         "test": k * n // 10}},
         "wall_seconds": {"prepare": 1.5, "total": 100.25 * k},
@@ -136,9 +137,10 @@ def test_markdown_table_sorted_by_study_model_k_n(sweep):
     assert first[:7] == ["demo_sweep", "phantom_head_ct", "cpd", "0", "32", "2", "50"]
     assert first[9] == f"{rel:.3f}"
     assert first[10] == f"[{rel - 0.02:.3f}, {rel + 0.03:.3f}]"
-    assert first[14] == "80/10/10"
-    no_ci = cells[1 + 3]  # cpd, k=4, n=100
-    assert no_ci[10] == no_ci[11] == no_ci[13] == "n/a"
+    assert first[11] == "0.520"  # GAN-test
+    assert first[15] == "80/10/10"
+    no_ci = cells[1 + 3]  # cpd, k=4, n=100: no CI, no label fidelity
+    assert no_ci[10] == no_ci[11] == no_ci[12] == no_ci[14] == "n/a"
 
 
 def test_medgan_extensions_are_labelled_as_such_in_the_table_and_the_figure_legend():

@@ -42,3 +42,24 @@ def test_an_audit_is_added_to_both_files_and_a_rerun_replaces_its_entry(tmp_path
     assert "each finding missed with probability 0.2 and reported where absent with probability 0.05" in text
     with pytest.raises(FileNotFoundError, match="not a finished synthesize run"):
         data_card.add_audit(str(tmp_path / "missing"), entry)
+
+
+def test_the_card_states_the_gan_test_of_the_evaluation_that_selected_the_generator():
+    from medgan.data import folds
+
+    fold = folds.Fold(dataset="d", class_names=("a",), combinations=((0,), (1,)), ids={"train": (), "val": (),
+                      "test": ()}, counts={"train": [1, 1], "val": [0, 0], "test": [0, 0]}, available=(1, 1),
+                      num_combinations=2, per_combination=1, val_per_combination=0, test_per_combination=0,
+                      fractions=(0.5, 0.2, 0.3), seed=0)
+    gan_result = {"model": {"name": "pggan", "resolution": 32, "latent_dim": 8, "fmap_base": 8, "fmap_max": 8},
+                  "config": {}, "generator_sha256": "0" * 64, "steps": 4, "selected_step": 4, "best_fd": 3.0,
+                  "dataset": "r", "train_images": 2,
+                  "eval_history": [{"step": 2, "fd": 5.0, "gan_test": 0.51}, {"step": 4, "fd": 3.0, "gan_test": 0.73}]}
+    card = data_card.card("s", fold, {"train": [1, 1], "val": [0, 0]}, gan_result, seed=0, resolution=32, channels=1,
+                          total=2)
+    assert card["generator"]["gan_test"] == 0.73
+    assert "- GAN-test at that step: 0.730, the real-trained judge's mean AUC" in data_card.markdown(card)
+    del gan_result["eval_history"]  # a GAN scored by nothing (no judge): no line
+    card = data_card.card("s", fold, {"train": [1, 1], "val": [0, 0]}, gan_result, seed=0, resolution=32, channels=1,
+                          total=2)
+    assert card["generator"]["gan_test"] is None and "GAN-test" not in data_card.markdown(card)

@@ -82,6 +82,10 @@ COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("relative_auc", ("relative_auc", "mean")),
     ("relative_auc_ci_low", ("relative_auc", "ci_low")),
     ("relative_auc_ci_high", ("relative_auc", "ci_high")),
+    # Do the labels reach the pixels: the real judge's mean AUC on the synthetic images against their
+    # generation labels (GAN-test), and the synthetic judge's own validation AUC.
+    ("gan_test", ("label_fidelity", "gan_test", "mean_auc")),
+    ("synthetic_val_auc", ("label_fidelity", "synthetic_val_auc")),
     # DeLong's paired test of a - b = real - synthetic (positive: synthetic is worse).
     ("delong_difference", ("delong", "mean", "difference")),
     ("delong_ci_low", ("delong", "mean", "ci_low")),
@@ -219,7 +223,7 @@ def write_csv(path: str, rows: Iterable[dict]) -> None:
 
 MARKDOWN_HEADER = (
     "study", "source", "model", "seed", "res", "k", "n", "real AUC", "synthetic AUC", "relative AUC", "relative CI",
-    "DeLong real − syn", "DeLong CI", "p", "train/val/test", "wall s", "results",
+    "GAN-test", "DeLong real − syn", "DeLong CI", "p", "train/val/test", "wall s", "results",
 )
 
 
@@ -231,7 +235,7 @@ def markdown_cells(row: dict) -> list[str]:
         fmt.MISSING if row["seed"] is None else str(row["seed"]), str(row["resolution"]),
         str(row["num_combinations"]), str(row["per_combination"]),
         fmt.number(row["real_mean_auc"]), fmt.number(row["synthetic_mean_auc"]), fmt.number(row["relative_auc"]),
-        fmt.interval(row["relative_auc_ci_low"], row["relative_auc_ci_high"]),
+        fmt.interval(row["relative_auc_ci_low"], row["relative_auc_ci_high"]), fmt.number(row["gan_test"]),
         fmt.number(row["delong_difference"]), fmt.interval(row["delong_ci_low"], row["delong_ci_high"]),
         fmt.p_value(row["delong_p_value"]),
         fmt.MISSING if None in sizes else "/".join(str(s) for s in sizes),
@@ -385,10 +389,7 @@ def plot_relative_auc(path: str, rows: Sequence[dict], x_axis: str) -> str | Non
     ax.set_title(f"relative AUC vs {AXIS_LABELS[x_axis]}\n(error bars: DeLong {_level(rows)} CI)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    figure.tight_layout()
-    with fileio.atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)
+    visualize.save_figure(figure, path)
     return None
 
 

@@ -34,6 +34,7 @@ def card(dataset: str, fold: folds.Fold, counts: dict[str, list[int]], gan_resul
             "steps": gan_result["steps"],
             "selected_step": gan_result["selected_step"],
             "fd": gan_result["best_fd"],
+            "gan_test": _gan_test_at(gan_result),
             "trained_on": {"dataset": gan_result["dataset"], "train_images": gan_result["train_images"]},
         },
         "seed": seed,
@@ -52,6 +53,12 @@ def card(dataset: str, fold: folds.Fold, counts: dict[str, list[int]], gan_resul
         "audits": [],
         "real_metadata_copied": False,
     }
+
+
+def _gan_test_at(gan_result: dict) -> float | None:
+    """The GAN-test AUC (eval/label_fidelity) of the evaluation that selected the generator, if one was made."""
+    at = [e["gan_test"] for e in gan_result.get("eval_history", []) if e["step"] == gan_result["selected_step"]]
+    return at[0] if at else None
 
 
 def markdown(card: dict) -> str:
@@ -74,6 +81,9 @@ def markdown(card: dict) -> str:
         f"- trained on: `{g['trained_on']['dataset']}`, {g['trained_on']['train_images']} real training images",
         f"- steps: {g['steps']}, EMA weights of step {g['selected_step']}"
         + (f" (lowest Fréchet distance, {g['fd']:.2f})" if g["fd"] is not None else ""),
+        *([f"- GAN-test at that step: {fmt.number(g['gan_test'])}, the real-trained judge's mean AUC on its "
+           "samples against the labels they were generated with (0.5: the labels do not reach the pixels)"]
+          if g.get("gan_test") is not None else []),
         f"- generator weights SHA-256: `{g['checkpoint_sha256']}`",
         "",
         *_real_cohort_lines(card.get("real_cohort") or {}),
