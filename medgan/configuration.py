@@ -15,17 +15,27 @@ from typing import Any
 
 import ml_collections
 
+from medgan.data import oracle
 from medgan.data.phantoms.cbis_layout import LAYOUTS as PHANTOM_CBIS_LAYOUTS
 from medgan.data.phantoms.rendering import DEFAULT_CONSPICUITY, DEFAULT_LABEL_NOISE
 from medgan.data.sources import SOURCES
 from medgan.models.classifiers import CLASSIFIERS
 from medgan.models.gans import GAN_MODELS
 
+# The sections of each job's config besides job, seed and data (each from its `<section>_config()` below).
+_POINT = ("fold", "classifier", "gan", "synthesize", "audit", "benchmark")
+JOB_SECTIONS = {
+    "prepare": (), "train_classifier": ("fold", "classifier"), "train_gan": ("fold", "gan"),
+    "synthesize": ("synthesize",), "audit": ("fold", "audit"), "benchmark": _POINT,
+    "instrument": (*_POINT, "instrument"), "reader_study": ("reader_study",), "mammo_patches": ("mammo",),
+    "train_contextual": ("mammo", "contextual"), "synthesize_lesions": ("mammo", "lesion_synthesis"),
+    "augment": ("mammo", "augment"),
+    "mammo_study": ("mammo", "contextual", "lesion_synthesis", "augment", "mammo_study"),
+}
+# Jobs that run on one process: no config.distributed.
+SINGLE_PROCESS_JOBS = ("prepare", "reader_study", "mammo_patches")
 # Where a job's code lives (medgan/jobs/); imported lazily so `--help` and validation stay fast.
-JOBS = {name: f"medgan.jobs.{name}:run" for name in ("prepare", "train_classifier", "train_gan", "synthesize",
-                                                    "audit", "benchmark", "reader_study", "mammo_patches",
-                                                    "train_contextual", "synthesize_lesions", "augment",
-                                                    "mammo_study")}
+JOBS = {name: f"medgan.jobs.{name}:run" for name in JOB_SECTIONS}
 
 CHEXPERT_POLICIES = ("ones", "zeros", "ignore")
 SQUARE_MODES = ("pad", "crop", "stretch")
@@ -345,8 +355,28 @@ def benchmark_config() -> ml_collections.ConfigDict:
             "level": 0.95,  # of the DeLong confidence intervals
             # report.md: this many generated images per label combination, beside as many real ones.
             "report_samples": 4,
+            # Judges (real- and synthetic-trained classifiers) per point, seeds config.seed + 0, 1, ...: the
+            # point's AUCs are their mean, pooled by Rubin's rules (study/point.answer). The study trained one.
+            "judge_seeds": 1,
         }
     )
+
+
+def mammo_study_config() -> ml_collections.ConfigDict:
+    """The study's table: one augmented classifier per initial share, and the GANs it needs."""
+    return ml_collections.ConfigDict({
+        "p0s": "0,0.1,0.25,0.5,0.75,1",
+        "lesions": "mass,calcification,removal",
+        # "removal=4": that lesion model trains 4x as long, its schedule (growth, fade, checkpoints) stretched.
+        "longer": "",
+    })
+
+
+def instrument_config() -> ml_collections.ConfigDict:
+    """A benchmark point's judges fed synthetic cohorts of known quality (data/oracle.py, jobs/instrument.py)."""
+    return ml_collections.ConfigDict({
+        "rungs": "perfect,labels=0.25,labels=0.5,labels=1.0,downsample=2,downsample=4",
+    })
 
 
 def base_config(job: str) -> ml_collections.ConfigDict:
@@ -354,49 +384,9 @@ def base_config(job: str) -> ml_collections.ConfigDict:
     if job not in JOBS:
         raise ConfigError(f"config.job={job!r}: unknown job; known jobs: {sorted(JOBS)}")
     config = ml_collections.ConfigDict({"job": job, "seed": 0, "data": data_config()})
-    if job == "train_classifier":
-        config.fold = fold_config()
-        config.classifier = classifier_config()
-        config.distributed = "auto"
-    if job == "train_gan":
-        config.fold = fold_config()
-        config.gan = gan_config()
-        config.distributed = "auto"
-    if job == "synthesize":
-        config.synthesize = synthesize_config()
-        config.distributed = "auto"
-    if job == "audit":
-        config.fold = fold_config()
-        config.audit = audit_config()
-        config.distributed = "auto"
-    if job == "reader_study":
-        config.reader_study = reader_study_config()
-    if job in ("mammo_patches", "train_contextual", "synthesize_lesions", "augment", "mammo_study"):
-        config.mammo = mammo_config()
-    if job in ("train_contextual", "mammo_study"):
-        config.contextual = contextual_config()
-    if job in ("synthesize_lesions", "mammo_study"):
-        config.lesion_synthesis = lesion_synthesis_config()
-    if job in ("augment", "mammo_study"):
-        config.augment = augment_config()
-    if job == "mammo_study":
-        # The study's table: one augmented classifier per initial share, and the GANs it needs.
-        config.mammo_study = ml_collections.ConfigDict({
-            "p0s": "0,0.1,0.25,0.5,0.75,1",
-            "lesions": "mass,calcification,removal",
-            # "removal=4": that lesion model trains 4x as long, its schedule (growth, fade, checkpoints) stretched.
-            "longer": "",
-        })
-    if job in ("train_contextual", "synthesize_lesions", "augment", "mammo_study"):
-        config.distributed = "auto"
-    if job == "benchmark":
-        # One benchmark point: every stage reads data/fold/seed from here.
-        config.fold = fold_config()
-        config.classifier = classifier_config()  # trained on the real fold and on the synthetic cohort
-        config.gan = gan_config()
-        config.synthesize = synthesize_config()
-        config.audit = audit_config()  # synthetic and real_classifier are the point's own stages
-        config.benchmark = benchmark_config()
+    for section in JOB_SECTIONS[job]:
+        config[section] = globals()[f"{section}_config"]()
+    if job not in SINGLE_PROCESS_JOBS:
         config.distributed = "auto"
     config.lock()
     return config
@@ -501,6 +491,8 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         "three positive train/val/test patient fractions summing to 1",
     ),
     ("fold.seed", lambda v: isinstance(v, int) and v >= 0, "a non-negative integer"),
+    ("benchmark.judge_seeds", lambda v: isinstance(v, int) and v >= 1, "a positive integer"),
+    ("instrument.rungs", oracle.parse_rungs, "comma-separated rungs: perfect, labels=<share>, downsample=<factor>"),
     *[
         (f"classifier.{key}", ok, expected)
         for key, ok, expected in (

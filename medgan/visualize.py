@@ -75,10 +75,10 @@ def save_labelled_grid(
         else:
             ax.imshow(image, interpolation="nearest")
         ax.set_title(_wrap(caption), fontsize=6)
-    _save(figure, path, title)
+    save_figure(figure, path, title)
 
 
-def _save(figure, path: str, title: str = "", title_size: int = 9) -> None:
+def save_figure(figure, path: str, title: str = "", title_size: int = 9) -> None:
     """Titles, lays out and writes `figure` as a PNG at `path` (atomically), then closes it."""
     if title:
         figure.suptitle(title, fontsize=title_size)
@@ -154,7 +154,7 @@ def save_roc_curves(
         ax.set_ylabel("true positive rate", fontsize=7)
         ax.set_aspect("equal")
         ax.tick_params(labelsize=6)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_embedding(
@@ -194,7 +194,7 @@ def save_embedding(
     for ax in (left, right):
         ax.set_xticks([])
         ax.set_yticks([])
-    _save(figure, path, title, title_size=10)
+    save_figure(figure, path, title, title_size=10)
 
 
 def save_neighbour_strips(
@@ -231,7 +231,7 @@ def save_neighbour_strips(
                 spine.set_color("tab:orange")
                 spine.set_linewidth(2.5)
             ax.set_title(_wrap(text, 28), fontsize=6)
-    _save(figure, path, title)
+    save_figure(figure, path, title)
 
 
 def save_distance_histogram(path: str, distances: Mapping[str, np.ndarray], threshold: float, threshold_label: str,
@@ -249,7 +249,7 @@ def save_distance_histogram(path: str, distances: Mapping[str, np.ndarray], thre
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_occlusion_maps(path: str, image: np.ndarray, maps: Mapping[str, np.ndarray], class_names: Sequence[str],
@@ -280,4 +280,4 @@ def save_occlusion_maps(path: str, image: np.ndarray, maps: Mapping[str, np.ndar
         for ax in axes[k]:
             ax.set_xticks([])
             ax.set_yticks([])
-    _save(figure, path, title)
+    save_figure(figure, path, title)

@@ -85,6 +85,12 @@ def test_results_json_answers_the_point_and_records_how(finished):
     assert gan_test["images"] == 48 and set(gan_test["per_class_auc"]) == set(names)
     defined = [value for value in gan_test["per_class_auc"].values() if value is not None]
     assert defined and gan_test["mean_auc"] == pytest.approx(np.mean(defined))
+    audit_fidelity = fileio.read_json(workdir / "audit" / RESULT_FILE)["fidelity"]
+    assert fidelity["fd"]["overall"] == audit_fidelity["overall"]["synthetic"]["fd"]
+    assert [(e["names"], e["fd"]) for e in fidelity["fd"]["per_combination"]] == [
+        (e["names"], e["fd"]) for e in audit_fidelity["per_combination"]]
+    assert len(fidelity["fd"]["per_combination"]) == 2 and all(
+        e["train_images"] == 20 and e["synthetic_images"] == 24 for e in fidelity["fd"]["per_combination"])
     assert [entry["step"] for entry in fidelity["eval_history"]] == [2, 4]  # gan.fid_every = 2 of 4 steps
     assert fidelity["eval_history"] == fileio.read_json(workdir / "gan" / "eval_history.json")
     assert all(entry["fd"] >= 0 and set(entry) == {"step", "fd", "gan_test", "growing", "resolution"}
@@ -92,6 +98,7 @@ def test_results_json_answers_the_point_and_records_how(finished):
     report = (workdir / REPORT_FILE).read_text()
     assert "## Do the labels reach the pixels?" in report
     assert f"**GAN-test: {fmt.number(gan_test['mean_auc'])}**" in report
+    assert f"overall {fmt.number(fidelity['fd']['overall'], 2)}, per label combination" in report
 
 
 def test_report_shows_the_table_and_pictures_that_exist(finished):
@@ -241,6 +248,27 @@ def test_a_lost_stage_is_recomputed_and_finished_stages_are_not(finished, tmp_pa
     assert answer(again) == answer(result)
     for stage, mtimes in kept.items():
         assert _mtimes(workdir / stage) == mtimes, f"{stage} was redone"
+
+
+def test_more_judge_seeds_train_only_the_judges_and_pool_them(finished, tmp_path, phantom_prepared_dir):
+    source, single = finished
+    workdir = tmp_path / "seeds"
+    shutil.copytree(source, workdir)
+    for name in (RESULT_FILE, REPORT_FILE):
+        os.remove(workdir / name)
+    kept = {stage: _mtimes(workdir / stage) for stage in ("real_classifier", "gan", "synthetic")}
+    config = tiny_config(phantom_prepared_dir)
+    config.benchmark.judge_seeds = 2
+    result = main.run_job(config, str(workdir))
+    for stage, mtimes in kept.items():
+        assert _mtimes(workdir / stage) == mtimes, f"{stage} was redone"
+    assert result["judge_seeds"] == [0, 1] and result["wall_seconds"]["judges"] > 0
+    seeds = [single["real"]["mean_auc"], fileio.read_json(
+        workdir / "judges" / "real_classifier_seed_1" / RESULT_FILE)["test"]["mean_auc"]]
+    assert result["real"]["judge_seeds"]["mean_auc"] == seeds
+    assert result["real"]["mean_auc"] == pytest.approx(np.mean(seeds))
+    assert result["delong"]["pooled_over_judge_seeds"] == 2 and len(result["relative_auc"]["judge_seeds"]) == 2
+    assert result["relative_auc"]["mean"] == pytest.approx(result["synthetic"]["mean_auc"] / result["real"]["mean_auc"])
 
 
 def test_a_gan_preempted_mid_training_resumes_to_the_uninterrupted_results(finished, tmp_path, monkeypatch,

@@ -34,7 +34,6 @@ import time
 
 import jax
 import ml_collections
-from jax.experimental import multihost_utils
 
 from medgan import configuration, console, fileio, report_format as fmt
 from medgan.data import cohorts
@@ -50,6 +49,7 @@ STAGE_TITLES = {
     "synthesize": "4/7 synthetic cohort",
     "synthetic_classifier": "5/7 classifier on the synthetic cohort",
     "audit": "6/7 audit of the synthetic cohort (memorisation, fidelity, occlusion, t-SNE)",
+    "judges": "6b/7 the judges of the other seeds, on real and on synthetic",
     "evaluate": "7/7 both classifiers on the real test split",
 }
 JOBS = {"real_classifier": train_classifier.run, "gan": train_gan.run, "synthesize": synthesize.run,
@@ -147,7 +147,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     with clock.running("prepare"), console.stage(STAGE_TITLES["prepare"]) as shown:
         prepared = cohorts.prepare_cohort(config.data, workdir)
         fold = cohorts.fold_of(config.fold, workdir, prepared)  # writes manifest.json once
-        _barrier("benchmark: fold written")
+        common.barrier("benchmark: fold written")
         shown.note = f"{prepared.num_written} images; fold " + " / ".join(
             f"{len(ids)} {split}" for split, ids in fold.ids.items())
 
@@ -159,28 +159,57 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         if outcome.get("status") == PREEMPTED:
             print(f"benchmark preempted in stage {name}: run the same command again to continue from its checkpoint")
             return {"status": PREEMPTED, "stage": name}
-        _barrier(f"benchmark: {name} done")
+        common.barrier(f"benchmark: {name} done")
         outcomes[name] = outcome
+
+    seeds = point.judge_seeds(config)
+    if len(seeds) > 1 and not _more_judges(configs, workdir, seeds, clock):
+        return {"status": PREEMPTED, "stage": "judges"}
 
     start = time.perf_counter()
     with console.stage(STAGE_TITLES["evaluate"]):
-        evaluation = point.evaluate(workdir, config.benchmark.level)
+        evaluations = point.evaluate(workdir, config.benchmark.level, seeds)
         labels_reached = point.label_fidelity_of(
             workdir, cohorts.training_data(configs["synthetic_classifier"].classifier.train_data, prepared, fold),
             mesh, outcomes, level=config.benchmark.level, global_batch_size=config.classifier.global_batch_size)
         if jax.process_index() == 0:
-            figures = point_report.write_figures(workdir, fold, prepared, evaluation,
+            figures = point_report.write_figures(workdir, fold, prepared, evaluations[0],
                                                  config.benchmark.report_samples)
             clock.add("evaluate", time.perf_counter() - start)
-            result = point.results(config, workdir, prepared, fold, outcomes, evaluation, figures, clock.seconds,
+            result = point.results(config, workdir, prepared, fold, outcomes, evaluations, figures, clock.seconds,
                                    labels_reached)
             with fileio.atomic_path(os.path.join(workdir, REPORT_FILE)) as tmp, open(tmp, "w") as f:
                 f.write(point_report.report_markdown(result))
             fileio.write_json(result_path, result)  # last: its presence marks the point finished
     if jax.process_index() == 0:
         point_report.print_summary(result, workdir)
-    _barrier("benchmark: results written")
+    common.barrier("benchmark: results written")
     return fileio.read_json(result_path)  # what a rerun returns too (JSON: tuples became lists)
+
+
+def _more_judges(configs: dict, workdir: str, seeds: list[int], clock: StageClock) -> bool:
+    """The real and synthetic judges of every seed after the first (each skipped if finished); False if preempted.
+
+    The first seed's judges are the point's own stages (the real one also
+    scores the GAN); the others only score the test split, so that the
+    point's AUCs are a mean over judge seeds with the seeds' spread in their
+    intervals (study/point.answer).
+    """
+    with clock.running("judges"), console.stage(STAGE_TITLES["judges"]) as shown:
+        aucs = []
+        for seed in seeds[1:]:
+            for name in ("real_classifier", "synthetic_classifier"):
+                stage = copy.deepcopy(configs[name])
+                stage.seed = seed
+                outcome = train_classifier.run(stage, point.judge_dir(workdir, name, seed, seeds[0]))
+                if outcome.get("status") == PREEMPTED:
+                    print(f"benchmark preempted in the judges of seed {seed}: run the same command again to continue")
+                    return False
+                common.barrier(f"benchmark: {name} seed {seed} done")
+                aucs.append(f"{'real' if name == 'real_classifier' else 'synthetic'} "
+                            f"{fmt.number(outcome['test']['mean_auc'])}")
+        shown.note = f"seeds {', '.join(map(str, seeds[1:]))}: mean test AUC " + ", ".join(aucs)
+    return True
 
 
 def stage_note(name: str, outcome: dict) -> str:
@@ -199,8 +228,3 @@ def stage_note(name: str, outcome: dict) -> str:
                 f"{fmt.number(fidelity['precision'])}, recall {fmt.number(fidelity['recall'])}")
     return f"{outcome['counts']['total']} images"
 
-
-def _barrier(name: str) -> None:
-    """Other processes read what process 0 wrote (results.json, manifests) only after it wrote them."""
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices(name)

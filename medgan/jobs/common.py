@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import jax
 import ml_collections
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from medgan import configuration, sharding, workdir as workdir_lib
@@ -34,3 +36,9 @@ def preempted(steps: int) -> dict:
     """The result of a job stopped by SIGTERM after saving its checkpoint at `steps`."""
     print(f"preempted at step {steps}: checkpoint saved; run the same command again to continue")
     return {"status": PREEMPTED, "steps": steps}
+
+
+def barrier(name: str) -> None:
+    """Other processes read what process 0 wrote (results.json, manifests) only after it wrote them."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)

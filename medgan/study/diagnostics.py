@@ -34,7 +34,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from medgan import (
-    fileio,  # noqa: E402
     report_format as fmt,  # noqa: E402
     visualize,  # noqa: E402
 )
@@ -195,9 +194,5 @@ def plot(path: str, rows: Sequence[dict], x_axis: str, x_label: str, title: str,
         visualize.sweep_x_axis(ax, x, x_label, log_base)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    with fileio.atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-    plt.close(figure)
+    visualize.save_figure(figure, path, title, title_size=10)
     return None

@@ -76,6 +76,12 @@ def _answer(result: dict) -> list[str]:
         f"**Relative AUC (synthetic / real): {fmt.number(rel['mean'])}** {level}% CI "
         f"{fmt.interval(rel['ci_low'], rel['ci_high'])}.",
     ]
+    seeds = result.get("judge_seeds") or [0]
+    if len(seeds) > 1:
+        lines.append(f"Every AUC is the mean of {len(seeds)} judges (seeds {', '.join(map(str, seeds))}), pooled by "
+                     "Rubin's rules: the intervals hold the seeds' spread as well as DeLong's variance (seed spread "
+                     f"of the mean AUC: real {fmt.number(real['judge_seeds']['spread'])}, synthetic "
+                     f"{fmt.number(synthetic['judge_seeds']['spread'])}).")
     if mean is not None:
         lines.append(f"DeLong's paired test of the mean AUC: difference real - synthetic "
                      f"{fmt.number(mean['difference'])}, {level}% CI {fmt.interval(mean['ci_low'], mean['ci_high'])}, "
@@ -101,6 +107,13 @@ def _label_fidelity(result: dict) -> list[str]:
              f"The synthetic-trained judge's validation AUC on held-out synthetic images: "
              f"{fmt.number(fidelity['synthetic_val_auc'])} (high while its real test AUC is at chance: what it learnt "
              "from the synthetic images does not transfer)."]
+    fd = fidelity.get("fd")
+    if fd:
+        lines += ["", f"Fréchet distance in the real judge's features, overall {fmt.number(fd['overall'], 2)}, "
+                      "per label combination (one combination far above the rest: the GAN does not draw it):", "",
+                  *fmt.markdown_table(("label combination", "real / synthetic images", "FD"), [
+                      (" + ".join(e["names"]), f"{e['train_images']} / {e['synthetic_images']}",
+                       fmt.number(e["fd"], 2)) for e in fd["per_combination"]], align="lrr")]
     history = fidelity.get("eval_history") or []
     if history:
         lines += ["", "During GAN training (every evaluation; FD in the real judge's features):", "",
@@ -186,8 +199,10 @@ def print_summary(result: dict, workdir: str) -> None:
     point, rel = result["point"], result["relative_auc"]
     print(f"benchmark point {point['source']} {point['resolution']} px, k={point['num_combinations']} "
           f"n={point['per_combination']}, {point['model']}:")
+    seeds = len(result.get("judge_seeds") or [0])
     print(f"  mean test AUC  real {result['real']['mean_auc']:.3f}   synthetic {result['synthetic']['mean_auc']:.3f}   "
-          f"relative {rel['mean']:.3f} (95% CI {fmt.interval(rel['ci_low'], rel['ci_high'])})")
+          f"relative {rel['mean']:.3f} (95% CI {fmt.interval(rel['ci_low'], rel['ci_high'])})"
+          + (f", {seeds} judge seeds pooled" if seeds > 1 else ""))
     mean = result["delong"]["mean"]
     if mean is not None and mean["p_value"] is not None:
         print(f"  DeLong paired test: difference {mean['difference']:.3f}, {fmt.p_clause(mean['p_value'])}")
