@@ -356,7 +356,7 @@ def benchmark_config() -> ml_collections.ConfigDict:
             # report.md: this many generated images per label combination, beside as many real ones.
             "report_samples": 4,
             # Judges (real- and synthetic-trained classifiers) per point, seeds config.seed + 0, 1, ...: the
-            # point's AUCs are their mean, pooled by Rubin's rules (study/point.answer). The study trained one.
+            # point's AUCs are their mean, pooled (eval/pooling, study/point.answer). The study trained one.
             "judge_seeds": 1,
         }
     )

@@ -139,3 +139,21 @@ def test_every_mammography_variant_row_is_its_committed_study_result():
         with open(os.path.join(REPO, row["path"], "results.json")) as f:
             result = json.load(f)
         assert row["cells"].strip() == mammo_variant_cells(result), row["path"]
+
+
+INSTRUMENT_RESULT = os.path.join(REPO, "results", "instrument", "results.json")
+
+
+def test_the_instrument_ladder_is_the_committed_run():
+    from medgan.study import instrument
+
+    with open(INSTRUMENT_RESULT) as f:
+        result = json.load(f)
+    with open(RESULTS_MD) as f:
+        page = f.read().splitlines()
+    for line in instrument.markdown_table(result):
+        assert line in page, f"RESULTS.md lacks the instrument table row {line!r} of {INSTRUMENT_RESULT}"
+    for check in result["checks"]:
+        verdict = "passed" if check["passed"] else "failed"
+        assert any(check["check"] in line and verdict in line for line in page), (
+            f"RESULTS.md does not state that {check['check']!r} {verdict}")

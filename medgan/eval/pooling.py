@@ -1,18 +1,25 @@
-"""One estimate from several judge seeds: Rubin's rules, so a CI holds the seeds' spread as well as the test's.
+"""One estimate from several judge seeds, with an interval that holds the seeds' spread as well as the test's.
 
 A judge trained with another seed (initialisation, batch order) scores the
-same test images differently; at CPU size the mean AUC moves by several
-hundredths between seeds. DeLong's variance describes only the finite test
-set. Treating the m seeds like Rubin's multiple imputations (Rubin 1987,
-"Multiple Imputation for Nonresponse in Surveys", ch. 3):
+same test images differently; at CPU size the mean AUC moves by a few
+hundredths between seeds, and DeLong's variance, which holds the judge fixed
+and counts only test images, does not show it. The question a benchmark point
+asks is about the training procedure: what AUC does a judge trained on these
+images reach on this test population, over the randomness of its training?
+With m seeds, estimates q_s and DeLong variances U_s:
 
     q = mean_s q_s                      the pooled estimate
-    W = mean_s U_s                      within-seed (DeLong) variance
+    W = mean_s U_s                      test-set variance (shared by every seed, so not divided by m)
     B = sum_s (q_s - q)^2 / (m - 1)     between-seed variance
-    T = W + (1 + 1/m) B                 total variance
-    nu = (m - 1) (1 + W / ((1 + 1/m) B))^2
+    T = W + B / m                       the variance of q about the procedure's expected AUC
+    nu = (m - 1) (T / (B / m))^2        Satterthwaite's degrees of freedom (W taken as known)
 
-and the CI is q +- t_{nu} sqrt(T) (nu infinite, the normal quantile, when B = 0).
+and the interval is q +- t_nu sqrt(T) (the normal quantile when B = 0). W
+slightly overstates the test-set variance of the seeds' mean (judges err
+partly on the same images, partly on different ones), so the interval is
+conservative. Rubin's rules for multiple imputation would add (1 + 1/m) B
+instead of B / m; they answer another question (the spread of one more
+judge's AUC), not the procedure's mean.
 """
 
 from __future__ import annotations
@@ -25,11 +32,12 @@ from scipy import stats
 
 
 def pool(estimates: Sequence[float], variances: Sequence[float], level: float = 0.95) -> dict:
-    """Rubin's pooled estimate of m >= 1 seeds' estimates and their (DeLong) variances.
+    """The seeds' mean estimate and its interval (module docstring) from m >= 1 estimates and DeLong variances.
 
-    Returns {"mean", "ci_low", "ci_high", "within", "between", "variance",
-    "df", "spread" (the seeds' sample standard deviation), "seeds", "values"};
-    df None means infinite. With one seed it is that seed's Wald interval.
+    Returns {"mean", "ci_low", "ci_high", "within" (W), "between" (B),
+    "variance" (T), "df" (None: infinite), "spread" (the seeds' sample
+    standard deviation, sqrt B), "seeds", "values"}. One seed gives its own
+    Wald interval.
     """
     q = np.asarray(estimates, np.float64)
     u = np.asarray(variances, np.float64)
@@ -40,9 +48,9 @@ def pool(estimates: Sequence[float], variances: Sequence[float], level: float = 
     m = q.size
     mean, within = float(q.mean()), float(u.mean())
     between = float(q.var(ddof=1)) if m > 1 else 0.0
-    extra = (1.0 + 1.0 / m) * between
-    total = within + extra
-    df = (m - 1) * (1.0 + within / extra) ** 2 if extra > 0.0 else None
+    seed_part = between / m
+    total = within + seed_part
+    df = (m - 1) * (total / seed_part) ** 2 if seed_part > 0.0 else None
     quantile = stats.norm.ppf(0.5 + level / 2) if df is None else stats.t.ppf(0.5 + level / 2, df)
     half = float(quantile) * math.sqrt(total)
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "within": within, "between": between,
@@ -51,7 +59,7 @@ def pool(estimates: Sequence[float], variances: Sequence[float], level: float = 
 
 
 def test(pooled: dict) -> dict:
-    """{"z", "p_value"}: the two-sided test of a pooled estimate against 0, t with Rubin's df (normal if None).
+    """{"z", "p_value"}: the two-sided test of a pooled estimate against 0, t with its df (normal if None).
 
     z is None (and p 0) for a nonzero estimate with zero variance, as in eval/auc's DeLong test.
     """

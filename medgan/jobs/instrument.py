@@ -122,7 +122,7 @@ def write_rung(directory: str, rung: oracle.Rung, prepared: builders.PreparedDat
     by_id = visualize.images_by_id(prepared.dataset_dir, [r.image_id for r in sources])
     images = np.stack([by_id[r.image_id] for r in sources])
     labels = np.array([r.labels for r in sources], np.int64)
-    rng = np.random.default_rng([seed, len(rung.name)] + [ord(c) for c in rung.name])
+    rng = np.random.default_rng([seed, len(rung.name), *map(ord, rung.name)])  # one stream per seed and rung
     if rung.kind == "labels":
         for split in synthetic.SPLITS:
             rows = np.flatnonzero(np.array(splits) == split)

@@ -2,7 +2,7 @@
 
 Every rung (data/oracle.py) is judged by `judge_seeds` classifiers, each
 paired with the real-trained judge of the same seed on the same real test
-images (study/point.evaluate_pair). Seeds are pooled by Rubin's rules
+images (study/point.evaluate_pair). Seeds are pooled
 (eval/pooling.py), so each interval holds the judges' spread and DeLong's.
 
 The ladder proves the instrument when (`checks`):
@@ -10,9 +10,11 @@ The ladder proves the instrument when (`checks`):
 * with every label permuted, the synthetic judge's AUC interval contains 0.5;
 * relative AUC falls monotonically with the share of permuted labels and
   with the downsampling factor;
-* adjacent label rungs 0.25 apart have disjoint relative-AUC intervals.
-Beside the intervals, adjacent rungs are compared directly: a paired DeLong
-test of their two judges' mean AUC on the same test images, pooled over seeds.
+* adjacent label rungs 0.25 apart have disjoint relative-AUC intervals, and
+  their judges differ in a direct comparison: DeLong's paired test of the two
+  rungs' judges' mean AUC on the same test images, pooled over seeds
+  (p < 0.05). The paired test is the stronger of the two: intervals that
+  overlap can still belong to different means.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from medgan import report_format as fmt, visualize  # noqa: E402
 from medgan.data.oracle import Rung  # noqa: E402
 from medgan.eval import auc, pooling  # noqa: E402
 
-SEPARATION_STEP = 0.25  # label rungs this far apart in r must have disjoint intervals
+SEPARATION_STEP = 0.25  # label rungs this far apart in r must be told apart
+SIGNIFICANCE = 0.05  # of the paired test between such rungs
 
 
 def pooled_rung(evaluations: Sequence[dict], level: float) -> dict:
@@ -60,12 +63,11 @@ def pooled_rung(evaluations: Sequence[dict], level: float) -> dict:
 
 def paired_rungs(a: Sequence[dict], b: Sequence[dict], level: float) -> dict:
     """Rung a's judges against rung b's on the same real test images: DeLong's paired test of the mean
-    AUC per seed (a - b), pooled over seeds; "p_value" from the pooled z (normal reference)."""
+    AUC per seed (a - b), pooled over seeds (eval/pooling: its interval and t test)."""
     tests = [auc.paired_report(ea["labels"], ea["scores"]["synthetic"], eb["scores"]["synthetic"],
                                ea["class_names"], level=level)["mean"] for ea, eb in zip(a, b, strict=True)]
     pooled = pooling.pool([t["difference"] for t in tests], [t["variance"] for t in tests], level)
-    z = pooled["mean"] / math.sqrt(pooled["variance"]) if pooled["variance"] > 0 else 0.0
-    return {**pooled, "p_value": math.erfc(abs(z) / math.sqrt(2.0))}
+    return {**pooled, **pooling.test(pooled)}
 
 
 def ladder(rungs: Sequence[Rung], evaluations: Mapping[str, Sequence[dict]], level: float) -> dict:
@@ -82,7 +84,7 @@ def ladder(rungs: Sequence[Rung], evaluations: Mapping[str, Sequence[dict]], lev
             comparisons.append({"a": a.name, "b": b.name,
                                 **paired_rungs(evaluations[a.name], evaluations[b.name], level)})
     return {"level": level, "rungs": list(rows.values()), "comparisons": comparisons,
-            "checks": checks(rungs, rows)}
+            "checks": checks(rungs, rows, comparisons)}
 
 
 def _series(rungs: Sequence[Rung]) -> list[list[Rung]]:
@@ -96,8 +98,9 @@ def _series(rungs: Sequence[Rung]) -> list[list[Rung]]:
     return series
 
 
-def checks(rungs: Sequence[Rung], rows: Mapping[str, dict]) -> list[dict]:
+def checks(rungs: Sequence[Rung], rows: Mapping[str, dict], comparisons: Sequence[dict]) -> list[dict]:
     """The instrument's acceptance, each {"check", "passed", "detail"}; a check whose rungs are absent is left out."""
+    paired = {(c["a"], c["b"]): c for c in comparisons}
     found = []
 
     def interval(entry) -> str:
@@ -128,6 +131,10 @@ def checks(rungs: Sequence[Rung], rows: Mapping[str, dict]) -> list[dict]:
                 found.append({"check": f"{a.label} and {b.label}: disjoint relative-AUC intervals",
                               "passed": low["ci_high"] < high["ci_low"],
                               "detail": f"{interval(high)} vs {interval(low)}"})
+                test = paired[(a.name, b.name)]
+                found.append({"check": f"{a.label} and {b.label}: their judges differ in the paired test",
+                              "passed": test["mean"] > 0 and test["p_value"] < SIGNIFICANCE,
+                              "detail": f"mean AUC difference {interval(test)}, {fmt.p_clause(test['p_value'])}"})
     return found
 
 
@@ -172,7 +179,7 @@ def markdown(result: dict, figures: Mapping[str, str]) -> list[str]:
     passed = sum(c["passed"] for c in result["checks"])
     lines = ["# Is the benchmark an instrument that can see?", "",
              f"**{passed} of {len(result['checks'])} checks passed.** Judges per rung: "
-             f"{result['rungs'][0]['real']['seeds']} seeds, pooled by Rubin's rules ({level} intervals hold the "
+             f"{result['rungs'][0]['real']['seeds']} seeds, pooled over seeds ({level} intervals hold the "
              "seeds' spread and DeLong's variance).", ""]
     lines += [f"- {'passed' if c['passed'] else '**failed**'}: {c['check']} ({c['detail']})"
               for c in result["checks"]]

@@ -116,7 +116,7 @@ def answer(evaluations: list[dict], level: float) -> dict:
     evaluations: `evaluate_pair` of each seed (the real and the synthetic
     judge of one seed paired), the primary seed first. With one seed, that
     seed's DeLong numbers. With several, every mean AUC, per-class AUC and
-    paired difference is pooled over the seeds by Rubin's rules
+    paired difference is pooled over the seeds
     (eval/pooling.py): the estimate is the seeds' mean, the interval holds
     DeLong's variance and the seeds' spread, the p-value is the pooled
     difference's t test; "judge_seeds" gives each seed's values.

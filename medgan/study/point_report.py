@@ -78,9 +78,9 @@ def _answer(result: dict) -> list[str]:
     ]
     seeds = result.get("judge_seeds") or [0]
     if len(seeds) > 1:
-        lines.append(f"Every AUC is the mean of {len(seeds)} judges (seeds {', '.join(map(str, seeds))}), pooled by "
-                     "Rubin's rules: the intervals hold the seeds' spread as well as DeLong's variance (seed spread "
-                     f"of the mean AUC: real {fmt.number(real['judge_seeds']['spread'])}, synthetic "
+        lines.append(f"Every AUC is the mean of {len(seeds)} judges (seeds {', '.join(map(str, seeds))}), pooled over "
+                     "the seeds (eval/pooling): the intervals hold the seeds' spread as well as DeLong's variance "
+                     f"(seed spread of the mean AUC: real {fmt.number(real['judge_seeds']['spread'])}, synthetic "
                      f"{fmt.number(synthetic['judge_seeds']['spread'])}).")
     if mean is not None:
         lines.append(f"DeLong's paired test of the mean AUC: difference real - synthetic "
