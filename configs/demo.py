@@ -7,12 +7,14 @@ head CT at 32 px (4,000 patients), 120 training, 50 validation and 100 test
 images per combination, the k = 6 fold of the CPU classes sweep
 (configs/cpu_classes.py) drawn from half its patients, on shorter schedules
 (size "quick", medgan.study.grid.cpu_scale: 200 classifier steps, 600 GAN
-steps) so that it fits 10 minutes on 2 AVX2 cores. A small DenseNet is
-trained on the real fold; a progressive GAN on the same fold (scored by
-Fréchet distance in that DenseNet's features); the synthetic cohort has the
-fold's label counts; the DenseNet trained on it and the real-trained one are
-tested on the same real test split. Prints real, synthetic and relative AUC
-with DeLong's test and the paths of report.md and its pictures.
+steps): 7 minutes on 2 AVX-512 cores (BENCHMARKS.md; the AVX2-only EPYC is
+3-4x slower). A small DenseNet is trained on the real fold; a progressive
+GAN on the same fold (scored by Fréchet distance in that DenseNet's
+features); the synthetic cohort has the fold's label counts; the DenseNet
+trained on it and the real-trained one are tested on the same real test
+split, three seeds of each pooled. Prints real, synthetic and relative AUC
+with DeLong's test, the GAN-test AUC and the paths of report.md and its
+pictures.
 
 Colon arguments: model (pggan | cpd | stylegan2), classes, per_class,
 resolution, patients, source, and size ("quick"; "demo" runs the CPU sweep's

@@ -109,14 +109,16 @@ def test_the_simulated_readers_held_out_aucs_are_stated_as_committed():
     assert stated in page, f"RESULTS.md must state {stated!r}"
 
 
-def test_every_number_of_the_summary_is_in_a_checked_table_below_it():
+def test_every_number_of_the_summary_is_in_a_checked_table_of_the_page():
     with open(RESULTS_MD) as f:
         text = f.read()
-    summary, rest = text.split("## Summary", 1)[1].split("\n## ", 1)
+    before, after = text.split("## Summary", 1)
+    summary, rest = after.split("\n## ", 1)
     numbers = re.findall(r"\b\d\.\d{3}\b", summary)
     assert numbers, "the summary states no measured number"
     for number in numbers:
-        assert re.search(rf"\| {re.escape(number)} \|", rest), f"the summary's {number} is in no table of RESULTS.md"
+        assert re.search(rf"\| {re.escape(number)} \|", before + rest), (
+            f"the summary's {number} is in no table of RESULTS.md")
 
 
 MAMMO_VARIANT = re.compile(r"^\| `(?P<path>results/mammo_[^`]+)` \| [^|]+ \|(?P<cells>.*)\|\s*$")
