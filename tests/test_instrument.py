@@ -92,6 +92,28 @@ def test_pooling_over_seeds_on_a_hand_computed_case():
         pooling.pool([0.7, 0.8], [0.01])
 
 
+def test_the_seed_means_delong_variance_is_delongs_for_one_seed_and_smaller_for_independent_ones():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, size=(200, 3))
+    a, b, c = (labels + rng.normal(size=labels.shape) for _ in range(3))
+    names = ["x", "y", "z"]
+    per_class, mean = auc.seed_mean_variances(labels, [a])
+    report = auc.per_class_auc(labels, a, names)
+    assert mean == pytest.approx(report["mean_auc_variance"])
+    assert per_class == pytest.approx([report["classes"][n]["variance"] for n in names])
+    assert auc.seed_mean_variances(labels, [a, a])[1] == pytest.approx(mean)  # the same judge twice: no gain
+    paired = auc.paired_report(labels, a, b, names)
+    per_class, mean = auc.seed_mean_variances(labels, [a], [b])
+    assert mean == pytest.approx(paired["mean"]["variance"])
+    assert per_class == pytest.approx([paired["classes"][n]["variance"] for n in names])
+    two = auc.seed_mean_variances(labels, [a, c])[1]
+    own = np.mean([auc.per_class_auc(labels, s, names)["mean_auc_variance"] for s in (a, c)])
+    assert two < own  # judges that err on different images average part of their errors out
+    one_class = np.zeros_like(labels)
+    one_class[:1, 0] = 1  # class 0 has one positive: no variance, so none for the mean either
+    assert auc.seed_mean_variances(one_class, [a])[1] is None
+
+
 def _evaluation(labels, real, synthetic_scores, names):
     return {"class_names": names, "labels": labels, "scores": {"real": real, "synthetic": synthetic_scores},
             "real": auc.per_class_auc(labels, real, names),
@@ -174,12 +196,16 @@ def test_a_points_answer_pools_its_judge_seeds():
     assert single["real"]["mean_auc"] == evaluations[0]["real"]["mean_auc"]
     assert single["delong"]["mean"] == evaluations[0]["paired"]["mean"]
     pooled = point.answer(evaluations, 0.95)
+    reals = [e["scores"]["real"] for e in evaluations]
+    synthetics = [e["scores"]["synthetic"] for e in evaluations]
     real = pooling.pool([e["real"]["mean_auc"] for e in evaluations],
-                        [e["real"]["mean_auc_variance"] for e in evaluations])
+                        [e["real"]["mean_auc_variance"] for e in evaluations], 0.95,
+                        auc.seed_mean_variances(labels, reals)[1])
     assert pooled["real"]["mean_auc"] == pytest.approx(real["mean"])
     assert pooled["real"]["mean_auc_ci"] == pytest.approx([real["ci_low"], real["ci_high"]])
     difference = pooling.pool([e["paired"]["mean"]["difference"] for e in evaluations],
-                              [e["paired"]["mean"]["variance"] for e in evaluations])
+                              [e["paired"]["mean"]["variance"] for e in evaluations], 0.95,
+                              auc.seed_mean_variances(labels, reals, synthetics)[1])
     mean = pooled["delong"]["mean"]
     assert (mean["difference"], mean["ci_low"], mean["ci_high"]) == pytest.approx(
         (difference["mean"], difference["ci_low"], difference["ci_high"]))

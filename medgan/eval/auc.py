@@ -347,6 +347,35 @@ def influence_components(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     return aucs, xi
 
 
+def seed_mean_variances(labels, scores_a: Sequence, scores_b: Sequence | None = None) -> tuple[list, float | None]:
+    """DeLong's test-set variance of a statistic averaged over judge seeds: per class and for the mean AUC.
+
+    labels: [N, K]; scores_a: one [N, K] array per seed (and scores_b, of
+    the same length, for the difference a - b of paired judges, seed s of a
+    with seed s of b). The statistic is mean_s AUC^a_s (or mean_s (AUC^a_s -
+    AUC^b_s)); its per-image influence is the seeds' mean of each seed's
+    `influence_components`, so Var = sum_i (mean_s xi_s(i))^2. Judges err
+    partly on the same images and partly on different ones, so this is at
+    most, and usually well below, the mean of the seeds' own DeLong
+    variances. Returns ([per class K: variance or None], mean-AUC variance or
+    None); None where a class lacks 2 positives and 2 negatives (as
+    `per_class_auc`'s "variance_defined").
+    """
+    y = _as_binary_labels(labels)
+    pairs = list(zip(scores_a, scores_b, strict=True)) if scores_b is not None else [(a, None) for a in scores_a]
+    psi = 0.0
+    for a, b in pairs:
+        xi = influence_components(y, a)[1]
+        psi = psi + (xi if b is None else xi - influence_components(y, b)[1]) / len(pairs)
+    defined, var_ok = _defined(y)
+    per_class = [float(psi[:, k] @ psi[:, k]) if var_ok[k] else None for k in range(y.shape[1])]
+    mean = None
+    if defined.any() and np.all(var_ok[defined]):
+        column = psi[:, defined].mean(axis=1)
+        mean = float(column @ column)
+    return per_class, mean
+
+
 def _prepare_multilabel(labels, scores, class_names, mask, name="scores"):
     y = _as_binary_labels(labels)
     s = _as_scores(scores, name)

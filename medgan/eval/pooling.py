@@ -14,10 +14,13 @@ With m seeds, estimates q_s and DeLong variances U_s:
     T = W + B / m                       the variance of q about the procedure's expected AUC
     nu = (m - 1) (T / (B / m))^2        Satterthwaite's degrees of freedom (W taken as known)
 
-and the interval is q +- t_nu sqrt(T) (the normal quantile when B = 0). W
-slightly overstates the test-set variance of the seeds' mean (judges err
-partly on the same images, partly on different ones), so the interval is
-conservative. Rubin's rules for multiple imputation would add (1 + 1/m) B
+and the interval is q +- t_nu sqrt(T) (the normal quantile when B = 0).
+mean_s U_s overstates the test-set variance of the seeds' mean: judges err
+partly on the same images and partly on different ones. Where the scores are
+at hand, W is that variance itself (eval/auc.seed_mean_variances: DeLong on
+the seeds' mean influence per image; on the oracle ladder 0.4-0.5 of
+mean_s U_s). B still holds each judge's own share of test-set noise, so
+the interval stays conservative. Rubin's rules for multiple imputation would add (1 + 1/m) B
 instead of B / m; they answer another question (the spread of one more
 judge's AUC), not the procedure's mean.
 """
@@ -31,8 +34,13 @@ import numpy as np
 from scipy import stats
 
 
-def pool(estimates: Sequence[float], variances: Sequence[float], level: float = 0.95) -> dict:
+def pool(estimates: Sequence[float], variances: Sequence[float], level: float = 0.95,
+         within: float | None = None) -> dict:
     """The seeds' mean estimate and its interval (module docstring) from m >= 1 estimates and DeLong variances.
+
+    within: the test-set variance of the seeds' mean itself, when the scores
+    are at hand (eval/auc.seed_mean_variances); it replaces W = mean_s U_s,
+    its upper bound.
 
     Returns {"mean", "ci_low", "ci_high", "within" (W), "between" (B),
     "variance" (T), "df" (None: infinite), "spread" (the seeds' sample
@@ -46,7 +54,8 @@ def pool(estimates: Sequence[float], variances: Sequence[float], level: float = 
     if not 0.0 < level < 1.0:
         raise ValueError(f"pool: level {level} is not in (0, 1)")
     m = q.size
-    mean, within = float(q.mean()), float(u.mean())
+    mean = float(q.mean())
+    within = float(u.mean()) if within is None else float(within)
     between = float(q.var(ddof=1)) if m > 1 else 0.0
     seed_part = between / m
     total = within + seed_part

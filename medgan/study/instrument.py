@@ -43,17 +43,22 @@ def pooled_rung(evaluations: Sequence[dict], level: float) -> dict:
     synthetic / real of the pooled means; its interval maps the pooled
     difference's interval through 1 - D / real (as point.relative_auc).
     """
-    def pooled(values, variances):
-        if any(v is None for v in variances):
+    labels = evaluations[0]["labels"]
+    reals, synthetics = ([e["scores"][side] for e in evaluations] for side in ("real", "synthetic"))
+
+    def pooled(values, variances, scores_a, scores_b=None):
+        within = auc.seed_mean_variances(labels, scores_a, scores_b)[1]
+        if within is None or any(v is None for v in variances):
             raise ValueError("a judge's mean AUC has no DeLong variance (a class with one positive or negative "
                              "in the test split); the instrument needs every class's variance")
-        return pooling.pool(values, variances, level)
+        return pooling.pool(values, variances, level, within)
 
-    real = pooled([e["real"]["mean_auc"] for e in evaluations], [e["real"]["mean_auc_variance"] for e in evaluations])
+    real = pooled([e["real"]["mean_auc"] for e in evaluations], [e["real"]["mean_auc_variance"] for e in evaluations],
+                  reals)
     synthetic = pooled([e["synthetic"]["mean_auc"] for e in evaluations],
-                       [e["synthetic"]["mean_auc_variance"] for e in evaluations])
+                       [e["synthetic"]["mean_auc_variance"] for e in evaluations], synthetics)
     difference = pooled([e["paired"]["mean"]["difference"] for e in evaluations],
-                        [e["paired"]["mean"]["variance"] for e in evaluations])
+                        [e["paired"]["mean"]["variance"] for e in evaluations], reals, synthetics)
     r = real["mean"]
     relative = {"mean": synthetic["mean"] / r, "ci_low": 1 - difference["ci_high"] / r,
                 "ci_high": 1 - difference["ci_low"] / r,
@@ -66,7 +71,9 @@ def paired_rungs(a: Sequence[dict], b: Sequence[dict], level: float) -> dict:
     AUC per seed (a - b), pooled over seeds (eval/pooling: its interval and t test)."""
     tests = [auc.paired_report(ea["labels"], ea["scores"]["synthetic"], eb["scores"]["synthetic"],
                                ea["class_names"], level=level)["mean"] for ea, eb in zip(a, b, strict=True)]
-    pooled = pooling.pool([t["difference"] for t in tests], [t["variance"] for t in tests], level)
+    within = auc.seed_mean_variances(a[0]["labels"], [e["scores"]["synthetic"] for e in a],
+                                     [e["scores"]["synthetic"] for e in b])[1]
+    pooled = pooling.pool([t["difference"] for t in tests], [t["variance"] for t in tests], level, within)
     return {**pooled, **pooling.test(pooled)}
 
 

@@ -128,12 +128,16 @@ def answer(evaluations: list[dict], level: float) -> dict:
                 "relative_auc": relative_auc(first),
                 "delong": {"a": "real", "b": "synthetic", "level": paired["level"], "mean": paired["mean"],
                            "classes": paired["classes"]}}
-    real = _pooled_summary([e["real"] for e in evaluations], level)
-    synthetic = _pooled_summary([e["synthetic"] for e in evaluations], level)
-    mean = _pooled_test([e["paired"]["mean"] for e in evaluations], level)
+    labels = first["labels"]
+    reals, synthetics = ([e["scores"][side] for e in evaluations] for side in ("real", "synthetic"))
+    real = _pooled_summary([e["real"] for e in evaluations], level, auc.seed_mean_variances(labels, reals)[1])
+    synthetic = _pooled_summary([e["synthetic"] for e in evaluations], level,
+                                auc.seed_mean_variances(labels, synthetics)[1])
+    per_class_within, mean_within = auc.seed_mean_variances(labels, reals, synthetics)
+    mean = _pooled_test([e["paired"]["mean"] for e in evaluations], level, mean_within)
     classes = {name: {**first["paired"]["classes"][name],
-                      **_pooled_test([e["paired"]["classes"][name] for e in evaluations], level)}
-               for name in first["class_names"]}
+                      **_pooled_test([e["paired"]["classes"][name] for e in evaluations], level, within)}
+               for name, within in zip(first["class_names"], per_class_within)}
     r = real["mean_auc"]
     per_class = {name: None if real["per_class_auc"][name] in (None, 0) or synthetic["per_class_auc"][name] is None
                  else synthetic["per_class_auc"][name] / real["per_class_auc"][name] for name in first["class_names"]}
@@ -147,10 +151,13 @@ def answer(evaluations: list[dict], level: float) -> dict:
                        "pooled_over_judge_seeds": len(evaluations)}}
 
 
-def _pooled_summary(reports: list[dict], level: float) -> dict:
-    """`_summary` of several seeds' `per_class_auc` reports: pooled mean AUC and its interval, per-class means."""
+def _pooled_summary(reports: list[dict], level: float, within: float | None) -> dict:
+    """`_summary` of several seeds' `per_class_auc` reports: pooled mean AUC and its interval, per-class means.
+
+    within: the test-set variance of the seeds' mean AUC (auc.seed_mean_variances).
+    """
     variances = [r["mean_auc_variance"] for r in reports]
-    pooled = None if None in variances else pooling.pool([r["mean_auc"] for r in reports], variances, level)
+    pooled = None if None in variances else pooling.pool([r["mean_auc"] for r in reports], variances, level, within)
     per_class = {}
     for name in reports[0]["classes"]:
         values = [r["classes"][name]["auc"] for r in reports]
@@ -162,8 +169,11 @@ def _pooled_summary(reports: list[dict], level: float) -> dict:
                             "spread": float(np.std([r["mean_auc"] for r in reports], ddof=1))}}
 
 
-def _pooled_test(tests: list[dict], level: float) -> dict:
-    """DeLong's paired test (the keys of auc.paired_report) pooled over seeds; statistics None if a seed has none."""
+def _pooled_test(tests: list[dict], level: float, within: float | None) -> dict:
+    """DeLong's paired test (the keys of auc.paired_report) pooled over seeds; statistics None if a seed has none.
+
+    within: the test-set variance of the seeds' mean difference (auc.seed_mean_variances).
+    """
     differences = [t["difference"] for t in tests]
     entry = {"auc_a": None, "auc_b": None, "difference": None, "ci_low": None, "ci_high": None, "variance": None,
              "z": None, "p_value": None, "df": None}
@@ -174,7 +184,7 @@ def _pooled_test(tests: list[dict], level: float) -> dict:
     variances = [t["variance"] for t in tests]
     if None in variances:
         return entry
-    pooled = pooling.pool(differences, variances, level)
+    pooled = pooling.pool(differences, variances, level, within)
     entry.update(ci_low=pooled["ci_low"], ci_high=pooled["ci_high"], variance=pooled["variance"], df=pooled["df"],
                  **pooling.test(pooled))
     return entry
