@@ -263,6 +263,7 @@ def test_more_judge_seeds_train_only_the_judges_and_pool_them(finished, tmp_path
     for stage, mtimes in kept.items():
         assert _mtimes(workdir / stage) == mtimes, f"{stage} was redone"
     assert result["judge_seeds"] == [0, 1] and result["wall_seconds"]["judges"] > 0
+    assert result["stages"]["judges"] == "judges/" and "| judges | judges/ |" in (workdir / REPORT_FILE).read_text()
     seeds = [single["real"]["mean_auc"], fileio.read_json(
         workdir / "judges" / "real_classifier_seed_1" / RESULT_FILE)["test"]["mean_auc"]]
     assert result["real"]["judge_seeds"]["mean_auc"] == seeds

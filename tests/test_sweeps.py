@@ -109,6 +109,20 @@ def test_cpu_points_train_in_steps_at_one_batch_not_the_study_schedule():
             assert (gan.batch_by_resolution, gan.total_kimg, gan.kimg_per_phase) == ((), 0.0, 0.0), point
 
 
+def test_cpu_points_set_r1_for_their_own_batch_and_pool_three_steady_judges():
+    from medgan.study import grid
+
+    for size in ("demo", "quick", "tiny"):
+        config = sweeps.load_config_module(f"{REPO}/configs/demo.py").get_config(f"size={size},model=stylegan2")
+        gan = config.gan
+        assert gan.r1_gamma == pytest.approx(0.0002 * 32**2 / gan.global_batch_size), size  # ADA's rule
+        assert config.benchmark.judge_seeds == (1 if size == "tiny" else 3), size
+    point = grid.cpu_classes_config(classes=6, per_class=120, conspicuity=0.6)
+    assert point.classifier.num_steps == grid.STEADY_JUDGE_MAX_STEPS and point.classifier.early_stop_patience == 5
+    assert grid.point_config(source="phantom_head_ct", resolution=32, classes=6, per_class=120, model="stylegan2",
+                             holdout=(50, 100)).benchmark.judge_seeds == 1  # the study trained one judge
+
+
 def test_cpu_resolution_points_reach_full_size_at_the_same_step_and_scale_the_occlusion_patch():
     from medgan.models.pggan import phase_schedule
 

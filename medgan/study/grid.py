@@ -98,6 +98,11 @@ PGGAN_KIMG_PER_PHASE = 300
 FID_EVERY_KIMG = 200
 
 
+def ada_r1_gamma(resolution: int, global_batch_size: int) -> float:
+    """StyleGAN2-ADA's heuristic R1 weight for a resolution and batch (its train.py, "auto" config)."""
+    return 0.0002 * resolution**2 / global_batch_size
+
+
 def point_config(
     *, source: str, resolution: int, classes: int, per_class: int, model: str,
     holdout: tuple[int, int], devices: int = 8, patients: int = 3000, study: str = "", min_images: int = 0,
@@ -144,7 +149,7 @@ def point_config(
     gan.fid_patience = 10
     if model == "stylegan2":
         gan.g_learning_rate = gan.d_learning_rate = 2.5e-3  # StyleGAN2-ADA's setting
-        gan.r1_gamma = 0.0002 * resolution**2 / batch  # ADA's heuristic gamma
+        gan.r1_gamma = ada_r1_gamma(resolution, batch)
     # The study's own schedules for its two GANs (GAN_prog/config.py, GAN_cpd/config.py);
     # StyleGAN2, medgan's extension, keeps the settings above.
     presets.apply_study_gan(gan, model, resolution, devices, per_device_batch=PER_DEVICE_BATCH[model][resolution])
@@ -269,7 +274,7 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
     trained to its validation optimum (`steady_judge`), three judge seeds
     pooled, and a progressive GAN 32 channels wide, 1,500 steps growing 8 -> 16
     -> 32 px in 200-step fade-ins and stabilisations (full size from step
-    1,000), scored every 250 steps. "quick" is the same networks on shorter
+    800), scored every 250 steps. "quick" is the same networks on shorter
     schedules: 200 classifier steps (three seeds), 600 GAN steps in 100-step phases (full
     size from step 400), scored every 200.
     """
@@ -326,6 +331,8 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         config.audit.kid_subsets, config.audit.embedding_points = 10, 50
         config.audit.occlusion_images = 4
         config.benchmark.report_samples = 2
+    if gan.model == "stylegan2":  # ADA's rule for the batch set here, not for point_config's accelerator batch
+        gan.r1_gamma = ada_r1_gamma(config.data.resolution, gan.global_batch_size)
     return config
 
 
