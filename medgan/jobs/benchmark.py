@@ -148,8 +148,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         prepared = cohorts.prepare_cohort(config.data, workdir)
         fold = cohorts.fold_of(config.fold, workdir, prepared)  # writes manifest.json once
         common.barrier("benchmark: fold written")
-        shown.note = f"{prepared.num_written} images; fold " + " / ".join(
-            f"{len(ids)} {split}" for split, ids in fold.ids.items())
+        shown.note = fold_note(prepared, fold)
 
     outcomes = {}
     for name, stage in JOBS.items():
@@ -210,6 +209,12 @@ def _more_judges(configs: dict, workdir: str, seeds: list[int], clock: StageCloc
                             f"{fmt.number(outcome['test']['mean_auc'])}")
         shown.note = f"seeds {', '.join(map(str, seeds[1:]))}: mean test AUC " + ", ".join(aucs)
     return True
+
+
+def fold_note(prepared, fold) -> str:
+    """The prepare stage's line: "9552 images; fold 720 train / 300 val / 600 test"."""
+    splits = " / ".join(f"{len(ids)} {split}" for split, ids in fold.ids.items())
+    return f"{prepared.num_written} images; fold {splits}"
 
 
 def stage_note(name: str, outcome: dict) -> str:

@@ -61,8 +61,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             for rung in rungs:
                 write_rung(_rung_dir(workdir, rung), rung, prepared, fold, config.seed)
         common.barrier("instrument: rungs written")
-        shown.note = f"{prepared.num_written} images; fold " + " / ".join(
-            f"{len(ids)} {split}" for split, ids in fold.ids.items())
+        shown.note = benchmark.fold_note(prepared, fold)
 
     def judges(title: str, train_data: str, directory: str) -> list[dict]:
         outcomes = []
