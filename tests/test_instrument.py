@@ -133,7 +133,12 @@ def test_a_ladder_of_known_quality_passes_every_check_and_a_flat_one_fails():
     signal = {"perfect": 3.0, "labels_0.25": 1.5, "labels_0.5": 0.4, "labels_1.0": 0.0, "downsample_2": 1.5}
     evaluations = {r.name: [_evaluation(labels, scores(3.0, 10 + s), scores(signal[r.name], 20 + s), names)
                             for s in range(3)] for r in rungs}
-    result = instrument.ladder(rungs, evaluations, 0.95)
+    gan_tests = {r.name: {"mean_auc": 0.5 + signal[r.name] / 10, "mean_auc_ci": [0.4, 0.9], "images": 10,
+                          "test": {"classes": {}}} for r in rungs}
+    result = instrument.ladder(rungs, evaluations, 0.95, gan_tests)
+    assert [row["gan_test"] for row in result["rungs"]] == [  # kept without its per-class report
+        {"mean_auc": 0.5 + signal[r.name] / 10, "mean_auc_ci": [0.4, 0.9], "images": 10} for r in rungs]
+    assert instrument.markdown_table(result)[2].endswith("| 0.800 | [0.400, 0.900] |")  # the perfect rung
     assert [c["passed"] for c in result["checks"]] == [True] * 8, result["checks"]
     assert [(c["a"], c["b"]) for c in result["comparisons"]] == [
         ("perfect", "labels_0.25"), ("labels_0.25", "labels_0.5"), ("labels_0.5", "labels_1.0"),
@@ -141,7 +146,7 @@ def test_a_ladder_of_known_quality_passes_every_check_and_a_flat_one_fails():
     assert all(c["mean"] > 0 and c["p_value"] < 0.05 for c in result["comparisons"])
 
     flat = {name: evaluations["perfect"] for name in evaluations}
-    failed = [c["check"] for c in instrument.ladder(rungs, flat, 0.95)["checks"] if not c["passed"]]
+    failed = [c["check"] for c in instrument.ladder(rungs, flat, 0.95, gan_tests)["checks"] if not c["passed"]]
     assert any("contains 0.5" in c for c in failed) and any("disjoint" in c for c in failed)
     assert any("paired test" in c for c in failed)
 
@@ -157,8 +162,11 @@ def test_the_instrument_job_judges_each_rung_on_disjoint_patients(tmp_path, phan
     result = job.run(config, str(tmp_path))
     assert [row["rung"] for row in result["rungs"]] == ["perfect", "labels_1.0"]
     assert len(result["checks"]) == 3 and result["seeds"] == [0]
+    fold_images = sum(len(ids) for split, ids in folds.read_manifest(tmp_path / "manifest.json").ids.items()
+                      if split != "test")
     for row in result["rungs"]:
         assert row["real"]["seeds"] == 1 and 0.0 < row["relative_auc"]["mean"] < 2.0
+        assert row["gan_test"]["images"] == fold_images  # the real judge scored every train and val image
     for name in ("ladder", "rungs"):
         assert (tmp_path / result["figures"][name]).stat().st_size > 0
     fold = folds.read_manifest(tmp_path / "manifest.json")

@@ -9,7 +9,10 @@ and everything between must fall in order. Each rung (data/oracle.py) is
 written as a synthetic cohort in the synthesize job's format, so the judge
 reads it exactly as it reads a GAN's; every rung and the real fold are judged
 by `benchmark.judge_seeds` classifiers and the seeds are pooled
-(study/instrument.py). Work directory:
+(study/instrument.py), and the first seed's real judge scores every rung's
+images against the labels they carry (GAN-test, eval/label_fidelity.py: the
+number every benchmark point reports, here on cohorts whose answer is known).
+Work directory:
 
     <workdir>/manifest.json, prepared/       the fold and cohort, as a benchmark point's
     <workdir>/real_classifier/seed_<s>/      the real-trained judges
@@ -47,7 +50,7 @@ EXAMPLES_PER_RUNG = 8
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     rungs = oracle.parse_rungs(config.instrument.rungs)
-    previous, _ = common.begin(config, workdir, lambda result: "instrument already proven: " + _verdict(result))
+    previous, mesh = common.begin(config, workdir, lambda result: "instrument already proven: " + _verdict(result))
     if previous is not None:
         return previous
     seeds = point.judge_seeds(config)
@@ -88,7 +91,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         evaluations = {rung.name: [point.evaluate_pair(os.path.join(real_dir, f"seed_{s}"),
                                                        os.path.join(_rung_dir(workdir, rung), f"seed_{s}"), level)
                                    for s in seeds] for rung in rungs}
-        result = instrument.ladder(rungs, evaluations, level)
+        # GAN-test of every rung: the first seed's real judge on the rung's images against the labels they carry.
+        gan_tests = {rung.name: point.gan_test_of(
+            os.path.join(real_dir, f"seed_{seeds[0]}"), cohorts.training_data(_rung_dir(workdir, rung), prepared, fold),
+            mesh, prepared.class_names, level=level, global_batch_size=judge.classifier.global_batch_size)
+            for rung in rungs}
+        result = instrument.ladder(rungs, evaluations, level, gan_tests)
         if jax.process_index() == 0:
             figures = _figures(workdir, rungs, fold, result)
             result.update(point=_point(config, prepared), seeds=seeds, figures=figures, report=REPORT_FILE,
@@ -186,11 +194,11 @@ def _verdict(result: dict) -> str:
 
 def print_summary(result: dict, workdir: str) -> None:
     """The ladder as a console table, the checks, and where the report is."""
-    rows = [f"{'synthetic cohort':28s} {'synthetic AUC':>13s}  {'relative AUC':>12s}  95% CI"]
+    rows = [f"{'synthetic cohort':28s} {'synthetic AUC':>13s}  {'relative AUC':>12s}  {'95% CI':16s}  GAN-test"]
     for row in result["rungs"]:
         rel = row["relative_auc"]
         rows.append(f"{row['label']:28s} {row['synthetic']['mean']:13.3f}  {rel['mean']:12.3f}  "
-                    f"{fmt.interval(rel['ci_low'], rel['ci_high'])}")
+                    f"{fmt.interval(rel['ci_low'], rel['ci_high'])}  {fmt.number(row['gan_test']['mean_auc'])}")
     rows += [f"{'passed' if c['passed'] else 'FAILED'}: {c['check']} ({c['detail']})" for c in result["checks"]]
     rows += [f"report: {os.path.join(workdir, result['report'])}", f"results: {os.path.join(workdir, RESULT_FILE)}"]
     console.summary(rows, title=f"instrument ({_verdict(result)}; real judge "

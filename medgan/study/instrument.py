@@ -77,14 +77,18 @@ def paired_rungs(a: Sequence[dict], b: Sequence[dict], level: float) -> dict:
     return {**pooled, **pooling.test(pooled)}
 
 
-def ladder(rungs: Sequence[Rung], evaluations: Mapping[str, Sequence[dict]], level: float) -> dict:
+def ladder(rungs: Sequence[Rung], evaluations: Mapping[str, Sequence[dict]], level: float,
+           gan_tests: Mapping[str, dict]) -> dict:
     """Every rung pooled, adjacent rungs compared, and the checks that prove (or fail) the instrument.
 
     evaluations: rung name -> one `evaluate_pair` per judge seed, seeds in
-    the same order for every rung.
+    the same order for every rung. gan_tests: rung name -> `point.gan_test_of`
+    (kept as the row's "gan_test", without the per-class report).
     """
     rows = {rung.name: {"rung": rung.name, "label": rung.label, "kind": rung.kind, "value": rung.value,
-                        **pooled_rung(evaluations[rung.name], level)} for rung in rungs}
+                        **pooled_rung(evaluations[rung.name], level),
+                        "gan_test": {k: v for k, v in gan_tests[rung.name].items() if k != "test"}}
+            for rung in rungs}
     comparisons = []
     for series in _series(rungs):
         for a, b in zip(series, series[1:]):
@@ -172,12 +176,15 @@ def markdown_table(result: dict) -> list[str]:
     """The ladder's table (report.md, and RESULTS.md for the committed run: tests/test_results.py checks it)."""
     level = f"{result['level']:.0%}"
     return fmt.markdown_table(
-        ["synthetic cohort", "synthetic AUC", level + " CI", "seed spread", "relative AUC", level + " CI"],
+        ["synthetic cohort", "synthetic AUC", level + " CI", "seed spread", "relative AUC", level + " CI",
+         "GAN-test", level + " CI"],
         [[row["label"], fmt.number(row["synthetic"]["mean"]),
           fmt.interval(row["synthetic"]["ci_low"], row["synthetic"]["ci_high"]), fmt.number(row["synthetic"]["spread"]),
           fmt.number(row["relative_auc"]["mean"]),
-          fmt.interval(row["relative_auc"]["ci_low"], row["relative_auc"]["ci_high"])] for row in result["rungs"]],
-        align="lrrrrr")
+          fmt.interval(row["relative_auc"]["ci_low"], row["relative_auc"]["ci_high"]),
+          fmt.number(row["gan_test"]["mean_auc"]), fmt.interval(*(row["gan_test"]["mean_auc_ci"] or (None, None)))]
+         for row in result["rungs"]],
+        align="lrrrrrrr")
 
 
 def markdown(result: dict, figures: Mapping[str, str]) -> list[str]:
