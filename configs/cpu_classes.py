@@ -7,7 +7,7 @@ combination, falling as k rises like the study's (k, n) pairs scaled down
 combination, the same test images of a combination at every k. The judge is
 the demo's small DenseNet (the study's DenseNet-121 at 224 px trains at a few
 images per second on 2 CPU cores), the GAN the progressive one, 1,500 steps
-growing 8 -> 16 -> 32 px (medgan.study.grid.cpu_scale). `make demo` draws the
+growing 16 -> 32 px, at full size from step 300 (medgan.study.grid.cpu_scale). `make demo` draws the
 k = 6 fold from half the patients and trains it on shorter schedules. About
 20 minutes a point on 2 cores of the slower processor (AMD EPYC, AVX2).
 

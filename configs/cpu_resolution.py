@@ -5,8 +5,8 @@ CheXpert combination with more than 256 images and read the per-class
 relative AUC: most classes hold up as resolution rises, Support Devices falls.
 Here on phantom chest X-rays (3,000 patients, the combinations with more than
 100 images, 300 validation and 900 test images in all) at 32, 64 and 128 px,
-with the classes sweep's judge and progressive GAN grown from 8 px to full
-size by step 800 of 1,500 at every resolution (medgan.study.grid.
+with the classes sweep's judge and progressive GAN grown from 16 px to full
+size by step 300 of 1,500 at every resolution (medgan.study.grid.
 cpu_resolution_config). Each point's results.json holds the per-class AUCs
 (real.per_class_auc, synthetic.per_class_auc).
 

@@ -6,7 +6,6 @@ interpreter that writes results.json (or fails) in milliseconds, and one real
 command line it builds is the one medgan.main accepts.
 """
 
-import functools
 import glob
 import os
 import shlex
@@ -116,6 +115,7 @@ def test_cpu_points_set_r1_for_their_own_batch_and_pool_three_steady_judges():
         config = sweeps.load_config_module(f"{REPO}/configs/demo.py").get_config(f"size={size},model=stylegan2")
         gan = config.gan
         assert gan.r1_gamma == pytest.approx(0.0002 * 32**2 / gan.global_batch_size), size  # ADA's rule
+        assert gan.mbstd_group_size == min(32, gan.global_batch_size), size  # ADA's cifar group
         assert config.benchmark.judge_seeds == (1 if size == "tiny" else 3), size
     point = grid.cpu_classes_config(classes=6, per_class=120, conspicuity=0.6)
     assert point.classifier.num_steps == grid.STEADY_JUDGE_MAX_STEPS and point.classifier.early_stop_patience == 5
@@ -123,17 +123,30 @@ def test_cpu_points_set_r1_for_their_own_batch_and_pool_three_steady_judges():
                              holdout=(50, 100)).benchmark.judge_seeds == 1  # the study trained one judge
 
 
-def test_cpu_resolution_points_reach_full_size_at_the_same_step_and_scale_the_occlusion_patch():
+def _full_size_from(config) -> int:
+    """The first step at which the progressive GAN of `config` runs at full size with alpha 1."""
     from medgan.models.pggan import phase_schedule
 
+    gan, px = config.gan, config.data.resolution
+    return next(t for t in range(gan.num_steps) if phase_schedule(
+        t, start=gan.start_resolution, resolution=px, steps_per_phase=gan.steps_per_phase) == (px, 1.0))
+
+
+def test_cpu_progressive_gans_start_at_16_px_and_are_at_full_size_for_most_of_the_run():
+    demo = sweeps.load_config_module(f"{REPO}/configs/demo.py")
+    quick, point = demo.get_config(""), demo.get_config("size=demo")
+    assert quick.gan.start_resolution == point.gan.start_resolution == 16
+    assert (_full_size_from(quick), quick.gan.num_steps) == (200, 600)
+    assert (_full_size_from(point), point.gan.num_steps) == (300, 1500)
+    with pytest.raises(configuration.ConfigError, match="start_resolution=16"):
+        studies.progressive_phase_steps(48, 300)
+
+
+def test_cpu_resolution_points_reach_full_size_at_the_same_step_and_scale_the_occlusion_patch():
     for point in sweeps.expand(f"{REPO}/configs/cpu_resolution.py"):
         config = sweeps.load_point_config(point)
-        gan, px = config.gan, config.data.resolution
-        schedule = functools.partial(phase_schedule, start=gan.start_resolution, resolution=px,
-                                     steps_per_phase=gan.steps_per_phase)
-        assert schedule(800) == (px, 1.0), point
-        assert schedule(780) != (px, 1.0), point
-        assert config.audit.occlusion_patch * 32 == 6 * px
+        assert _full_size_from(config) == studies.CPU_FULL_SIZE_STEP["demo"], point
+        assert config.audit.occlusion_patch * 32 == 6 * config.data.resolution
         assert (config.fold.num_combinations, config.fold.per_combination) == (0, 0)  # the unbalanced fold
 
 

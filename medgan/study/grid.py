@@ -258,6 +258,25 @@ CPU_GAN_STEPS = 1500
 # combination), the classifier and GAN schedules cut to fit 10 minutes on 2 AVX2 cores.
 QUICK_PATIENTS = 4000
 QUICK_GAN_STEPS = 600
+# The progressive GAN at CPU size starts at 16 px (at 32 px an 8 px stage is one skull-sized blob) and is
+# at full size from this step on, whatever the resolution: 80% of the 1,500-step run ("quick": 67% of 600),
+# close to the study's 32 px preset (GAN_prog: 82% of its images at 32 px, fade-in included).
+CPU_START_RESOLUTION = 16
+CPU_FULL_SIZE_STEP = {"demo": 300, "quick": 200}
+
+
+def progressive_phase_steps(resolution: int, full_size_step: int, start_resolution: int = CPU_START_RESOLUTION) -> int:
+    """Steps per growth phase that reach `resolution` at `full_size_step`.
+
+    From `start_resolution` a progressive GAN runs one stable phase, then a
+    fade-in and a stable phase per doubling, the last fade-in ending at full
+    size: 2 x doublings phases before it (train/progressive.GrowthSchedule).
+    """
+    doublings = int(np.log2(max(resolution // start_resolution, 1)))
+    if start_resolution << doublings != resolution:
+        raise configuration.ConfigError(
+            f"gan.start_resolution={start_resolution} must be a power-of-two fraction of the resolution {resolution}")
+    return max(1, full_size_step // max(2 * doublings, 1))
 
 
 def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.ConfigDict:
@@ -272,11 +291,11 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
     "demo" is a point of the CPU sweeps: small DenseNet with the 3x3/1 stem
     (keeps 32 px findings; the ImageNet stem's 4x reduction loses them)
     trained to its validation optimum (`steady_judge`), three judge seeds
-    pooled, and a progressive GAN 32 channels wide, 1,500 steps growing 8 -> 16
-    -> 32 px in 200-step fade-ins and stabilisations (full size from step
-    800), scored every 250 steps. "quick" is the same networks on shorter
-    schedules: 200 classifier steps (three seeds), 600 GAN steps in 100-step phases (full
-    size from step 400), scored every 200.
+    pooled, and a progressive GAN 32 channels wide, 1,500 steps growing 16 ->
+    32 px in 150-step phases (full size from step 300, `CPU_FULL_SIZE_STEP`),
+    scored every 250 steps. "quick" is the same networks on shorter
+    schedules: 200 classifier steps (three seeds), 600 GAN steps in 100-step
+    phases (full size from step 200), scored every 200.
     """
     if size not in ("demo", "quick", "tiny"):
         raise configuration.ConfigError(f"config argument size={size!r}: expected 'demo', 'quick' or 'tiny'")
@@ -296,7 +315,8 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         gan.g_learning_rate = gan.d_learning_rate = 2e-3
         gan.ema_decay = 0.99  # 0.999 averages over more steps than this short run has
         gan.num_steps = CPU_GAN_STEPS
-        gan.start_resolution, gan.steps_per_phase = 8, 200
+        gan.start_resolution = CPU_START_RESOLUTION
+        gan.steps_per_phase = progressive_phase_steps(config.data.resolution, CPU_FULL_SIZE_STEP[size])
         gan.fid_every = gan.sample_every = gan.checkpoint_every = 250
         gan.fid_samples = 480
         gan.fid_patience = 0  # six evaluations are too few to stop on: keep the best-FD checkpoint
@@ -306,7 +326,7 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         config.benchmark.judge_seeds = 3
         if size == "quick":
             clf.num_steps = 200
-            gan.num_steps, gan.steps_per_phase = QUICK_GAN_STEPS, 100
+            gan.num_steps = QUICK_GAN_STEPS
             gan.fid_every = gan.sample_every = gan.checkpoint_every = 200
         # At 32 px a 1 px move is 3% of the image: 10 search views instead of 18 ("quick": the image and
         # its mirror only, 2 views, to keep `make demo` within 10 minutes); a smaller t-SNE map.
@@ -331,8 +351,12 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         config.audit.kid_subsets, config.audit.embedding_points = 10, 50
         config.audit.occlusion_images = 4
         config.benchmark.report_samples = 2
-    if gan.model == "stylegan2":  # ADA's rule for the batch set here, not for point_config's accelerator batch
+    if gan.model == "stylegan2":
+        # stylegan2-ada-pytorch's rules for small images at the batch set here: R1 gamma 0.0002 res^2 / batch
+        # (not for point_config's accelerator batch); the minibatch-stddev group of its cifar config, the
+        # batch up to 32 (one device at CPU size), so D sees a collapse across the batch, not in groups of 4.
         gan.r1_gamma = ada_r1_gamma(config.data.resolution, gan.global_batch_size)
+        gan.mbstd_group_size = min(32, gan.global_batch_size)
     return config
 
 
@@ -373,9 +397,9 @@ def cpu_resolution_config(*, resolution: int, model: str = "pggan", gan_steps: i
                           patients: int = CPU_RESOLUTION_PATIENTS) -> ml_collections.ConfigDict:
     """One point of the CPU resolution sweep: the classes sweep's networks, the GAN grown to `resolution`.
 
-    The progressive GAN's phases shrink with the number of doublings from 8 px
-    so that every resolution reaches full size at the same step (step 800 of
-    1,500) and trains the same number of steps there. The audit's occlusion
+    The progressive GAN's phases shrink with the number of doublings from
+    16 px so that every resolution reaches full size at the same step (step
+    300 of 1,500) and trains the same number of steps there. The audit's occlusion
     patch scales with the image (6 px at 32 px).
     """
     config = point_config(
@@ -384,8 +408,6 @@ def cpu_resolution_config(*, resolution: int, model: str = "pggan", gan_steps: i
         min_images=CPU_RESOLUTION_MIN_IMAGES,
     )
     config = cpu_scale(config, "demo")
-    doublings = int(np.log2(resolution // config.gan.start_resolution))
-    config.gan.steps_per_phase = 400 // doublings
     config.gan.num_steps = gan_steps
     config.audit.occlusion_patch = 6 * resolution // 32
     return config
