@@ -275,13 +275,13 @@ def _interior(x, border):
     return np.asarray(x)[:, border:-border, border:-border]
 
 
-def test_resampling_blocks_equal_the_full_resolution_order_inside_the_borders():
+def test_fir_resampling_blocks_equal_the_full_resolution_order_inside_the_borders():
     """conv1 of D filters then strides, layer0 of G transposes then filters ([SG2] code's conv2d_resample);
     away from the borders both equal the full-resolution convolution with the FIR resampling outside it."""
     from medgan.models.layers import LRELU_GAIN, EqualizedConv, downsample2d, upsample2d
 
     x = jax.random.normal(jax.random.PRNGKey(5), (2, 16, 16, 4))
-    block = cpd.DiscriminatorBlock(4, 6)
+    block = cpd.DiscriminatorBlock(4, 6, resample="fir")
     params = _params(block, x, seed=3)
     out = block.apply(params, x)
     assert out.shape == (2, 8, 8, 6)
@@ -294,7 +294,7 @@ def test_resampling_blocks_equal_the_full_resolution_order_inside_the_borders():
     np.testing.assert_allclose(_interior(out, 1), _interior(ref, 1), atol=1e-4)
 
     z, labels, _ = _inputs(b=2)
-    gblock = cpd.GeneratorBlock(6)
+    gblock = cpd.GeneratorBlock(6, resample="fir")
     gparams = _params(gblock, x, z, labels, seed=4)
     y = gblock.apply(gparams, x, z, labels)
     assert y.shape == (2, 32, 32, 6)
@@ -305,6 +305,44 @@ def test_resampling_blocks_equal_the_full_resolution_order_inside_the_borders():
     np.testing.assert_allclose(_interior(y, 2), _interior(ref, 2), atol=1e-3)
 
 
+def test_box_resampling_is_the_studys_nearest_up_and_box_down_everywhere():
+    """The study's GAN_cpd (as [PGGAN]): D's conv1 is the 3x3 convolution then the 2x2 mean, its skip the
+    1x1 convolution of the 2x2 mean; G's layer0 the 3x3 convolution of the nearest-upsampled input; G's
+    image skips nearest-upsample, so with the to_rgb layers above 4 px zeroed the 32 px image is the
+    4 px one in 8 x 8 blocks. Exact at every pixel, borders included."""
+    from medgan.models.layers import LRELU_GAIN, EqualizedConv
+    from medgan.models.pggan import downscale2d, upscale2d
+
+    x = jax.random.normal(jax.random.PRNGKey(5), (2, 16, 16, 4))
+    block = cpd.DiscriminatorBlock(4, 6)
+    params = _params(block, x, seed=3)
+    p = params["params"]
+    conv = lambda name, k, v: EqualizedConv(6 if name != "conv0" else 4, k, gain=1.0 if name == "skip" else LRELU_GAIN,
+                                            use_bias=name != "skip").apply({"params": p[name]}, v)
+    h = jax.nn.leaky_relu(conv("conv0", 3, x), 0.2)
+    h = jax.nn.leaky_relu(downscale2d(conv("conv1", 3, h)), 0.2)
+    ref = (h + conv("skip", 1, downscale2d(x))) / np.sqrt(2.0)
+    np.testing.assert_allclose(block.apply(params, x), ref, atol=1e-5)
+
+    z, labels, _ = _inputs(b=2)
+    gblock = cpd.GeneratorBlock(6)
+    gparams = _params(gblock, x, z, labels, seed=4)
+    plain = EqualizedConv(6, 3, gain=LRELU_GAIN).apply({"params": gparams["params"]["layer0"]}, upscale2d(x))
+    np.testing.assert_allclose(gblock.apply(gparams, x, z, labels), _cpn_tail(gparams["params"], plain, z, labels),
+                               atol=1e-4)
+
+    g = _tiny_g()
+    z, labels, _ = _inputs()
+    gp = _params(g, z, labels, seed=1)
+    zeroed = {"params": {k: (jax.tree_util.tree_map(jnp.zeros_like, v) if k.startswith("to_rgb_") and k != "to_rgb_4"
+                             else v) for k, v in gp["params"].items()}}
+    out = g.apply(zeroed, z, labels)
+    np.testing.assert_array_equal(out, upscale2d(out[:, ::8, ::8], 8))
+    assert float(jnp.std(out)) > 0
+    fir = _tiny_g(resample="fir").apply(zeroed, z, labels)  # the FIR filter smooths the 8 x 8 blocks
+    assert float(jnp.max(jnp.abs(fir - upscale2d(fir[:, ::8, ::8], 8)))) > 0.1 * float(jnp.std(fir))
+
+
 def _cpn_tail(p, h, z, labels):
     """cpn0 -> lrelu -> conv1 -> cpn1 -> lrelu of `GeneratorBlock` with its parameters `p`."""
     from medgan.models.layers import LRELU_GAIN, ConditionalPixelNorm, EqualizedConv
@@ -313,3 +351,21 @@ def _cpn_tail(p, h, z, labels):
     h = lrelu(ConditionalPixelNorm().apply({"params": p["cpn0"]}, h, z, labels))
     h = EqualizedConv(h.shape[-1], 3, gain=LRELU_GAIN).apply({"params": p["conv1"]}, h)
     return lrelu(ConditionalPixelNorm().apply({"params": p["cpn1"]}, h, z, labels))
+
+
+def test_a_generator_description_names_its_resampling_and_older_ones_rebuild_as_trained():
+    from medgan import configuration
+    from medgan.models import gans
+
+    cfg = configuration.gan_config()
+    cfg.model = "cpd"
+    description = gans.describe(cfg, 32, K, 1)
+    assert (description["resample"], description["mbstd_group_size"]) == ("box", 4)
+    assert gans.spec_from(description).generator.resample == "box"
+    older = {k: v for k, v in description.items() if k not in ("resample", "mbstd_group_size")}
+    spec = gans.spec_from(older)  # written before the keys existed: cpd resampled with the FIR filter
+    assert (spec.generator.resample, spec.discriminator.resample, spec.discriminator.mbstd_group_size) == ("fir", "fir", 4)
+    job = configuration.base_config("train_gan")
+    job.gan.resample = "bilinear"
+    with pytest.raises(configuration.ConfigError, match=r"config\.gan\.resample='bilinear'"):
+        configuration.validate(job)

@@ -24,7 +24,7 @@ class-conditional pixel norm:
   (``const_input=True``; [SG2] fig. 2 / 7), which sees no input.
 * Every block at resolution r (name ``block_{r}``):
   ``layer0`` (dense/const at r=4; for r >= 8 the conv3x3 that upsamples,
-  a stride-2 transposed convolution then the FIR filter, see below),
+  see "Resampling" below),
   ``cpn0``, lrelu(0.2), ``conv1`` (3x3), ``cpn1``, lrelu(0.2).
 * Output skips ([SG2] fig. 7 (b)): ``rgb_4 = to_rgb_4(h_4)`` and
   ``rgb_r = upsample2d(rgb_{r/2}) + to_rgb_r(h_r)``; the output is the linear
@@ -44,9 +44,8 @@ no unconditional term):
 * ``from_rgb_{R}``: 1x1 conv + lrelu.
 * Residual blocks ``block_{r}`` for r = R, R/2, ..., 8 (each halves the
   resolution, r -> r/2; widths nf(r) -> nf(r/2)):
-  main = conv3x3 (nf(r)), lrelu, conv3x3 (nf(r/2)) that downsamples (FIR
-  filter then stride 2), lrelu;
-  skip = ``downsample2d`` + 1x1 conv without bias (nf(r/2));
+  main = conv3x3 (nf(r)), lrelu, conv3x3 (nf(r/2)) that downsamples, lrelu;
+  skip = 2x downsampling + 1x1 conv without bias (nf(r/2));
   h = (main + skip) / sqrt(2)  ([SG2] appendix B / reference code's
   ``resnet`` architecture, which keeps the variance of the sum unchanged).
 * ``epilogue_4`` at 4x4: minibatch standard deviation ([PGGAN] sec. 3,
@@ -66,12 +65,18 @@ Conventions
   layers followed by lrelu use gain sqrt(2) (`layers.LRELU_GAIN`, [PGGAN]
   convention: the gain sits in the weight scale, not after the activation),
   output layers (to_rgb, skip 1x1, final dense) use gain 1.
-* FIR resampling with the [1,3,3,1] filter in the order of [SG2]'s code
-  (``conv2d_resample``, `layers.conv2d_resample`): a convolution that
-  upsamples is a stride-2 transposed convolution followed by the filter, one
-  that downsamples is the filter followed by a stride-2 convolution, so no
-  convolution runs at the higher of the two resolutions; the image skips use
-  `layers.upsample2d`. Borders use the DEFAULT ``pad_mode="edge"`` (constant
+* Resampling (``resample``): "box" (default) is the study's GAN_cpd, as
+  [PGGAN]: nearest-neighbour 2x upsampling before the 3x3 convolution and on
+  the image skips (`pggan.upscale2d`), 3x3 convolution then a 2x2 box
+  average to downsample (`pggan.downscale2d`; the reference fuses each pair
+  into one strided convolution, which computes the same). "fir" is [SG2]'s
+  code (``conv2d_resample``, `layers.conv2d_resample`): a stride-2
+  transposed convolution followed by the [1,3,3,1] filter, the filter
+  followed by a stride-2 convolution, the image skips through
+  `layers.upsample2d` / `layers.downsample2d`. The filter is a low-pass on
+  every path to the output; at CPU size (32 px, 1,500 steps) a generator
+  built with it draws blobs with nothing finer than about 8 px, which the
+  study's resampling does not. Borders use ``pad_mode="edge"`` (constant
   borders of radiographs/CTs produce no dark rim; the reference code pads
   with zeros).
 * Compute in ``dtype`` (e.g. bfloat16), parameters in ``param_dtype``
@@ -119,6 +124,7 @@ from medgan.models.layers import (
     projection_score,
     upsample2d,
 )
+from medgan.models.pggan import downscale2d, upscale2d
 
 Dtype = Any
 
@@ -153,9 +159,9 @@ class GeneratorBlock(nn.Module):
     r = 4 (``first=True``): ``layer0`` is a dense layer x -> 4x4xF
     (or a learned constant 4x4xF with ``const_input``); the input `x` is
     ``pixel_norm([z, labels])`` [B, Z + K] (ignored for the constant input).
-    r >= 8: x [B, r/2, r/2, C_in] -> ``layer0`` (conv3x3, F, with 2x FIR
-    upsampling: stride-2 transposed convolution, then the filter). Then, in
-    both cases:
+    r >= 8: x [B, r/2, r/2, C_in] -> ``layer0`` (conv3x3, F, 2x upsampling
+    by `resample`: nearest-neighbour then the convolution, or the stride-2
+    transposed convolution then the FIR filter). Then, in both cases:
     ``cpn0`` -> lrelu -> ``conv1`` (conv3x3, F) -> ``cpn1`` -> lrelu.
 
     Call: x, z [B, Z] (normalised; conditions the cpn), labels [B, K] -> [B, r, r, F] in `dtype`.
@@ -164,6 +170,7 @@ class GeneratorBlock(nn.Module):
     features: int
     first: bool = False
     const_input: bool = False
+    resample: str = "box"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -181,7 +188,9 @@ class GeneratorBlock(nn.Module):
                 h = EqualizedDense(16 * f, gain=LRELU_GAIN, dtype=dt, param_dtype=pdt, name="layer0")(x)
                 h = h.reshape(b, 4, 4, f)
         else:
-            h = EqualizedConv(f, 3, gain=LRELU_GAIN, up=True, dtype=dt, param_dtype=pdt, name="layer0")(x.astype(dt))
+            fir = self.resample == "fir"
+            x = x.astype(dt) if fir else upscale2d(x.astype(dt))
+            h = EqualizedConv(f, 3, gain=LRELU_GAIN, up=fir, dtype=dt, param_dtype=pdt, name="layer0")(x)
         h = _lrelu(ConditionalPixelNorm(dtype=dt, param_dtype=pdt, name="cpn0")(h, z, labels))
         h = EqualizedConv(f, 3, gain=LRELU_GAIN, dtype=dt, param_dtype=pdt, name="conv1")(h)
         h = _lrelu(ConditionalPixelNorm(dtype=dt, param_dtype=pdt, name="cpn1")(h, z, labels))
@@ -199,6 +208,7 @@ class Generator(nn.Module):
       fmap_base, fmap_max: widths nf(r) = `feature_maps(r, fmap_base, fmap_max)`.
       const_input: learned constant 4x4 input ([SG2]) instead of the default
         dense layer from z ([PGGAN]).
+      resample: "box" (the study's) or "fir" (module docstring, "Resampling").
       dtype / param_dtype: compute / parameter dtypes.
 
     Call: ``G.apply(params, z, labels)`` with z [B, Z] (N(0, 1)) and labels
@@ -214,6 +224,7 @@ class Generator(nn.Module):
     fmap_base: int = 8192
     fmap_max: int = 512
     const_input: bool = False
+    resample: str = "box"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -240,12 +251,14 @@ class Generator(nn.Module):
                 self.nf(res),
                 first=res == 4,
                 const_input=self.const_input,
+                resample=self.resample,
                 dtype=dt,
                 param_dtype=pdt,
                 name=f"block_{res}",
             )(h, zn, labels)
             y = EqualizedConv(self.channels, 1, gain=1.0, dtype=dt, param_dtype=pdt, name=f"to_rgb_{res}")(h)
-            rgb = y if rgb is None else upsample2d(rgb) + y  # [SG2] fig. 7 (b) output skips
+            up = upsample2d if self.resample == "fir" else upscale2d
+            rgb = y if rgb is None else up(rgb) + y  # [SG2] fig. 7 (b) output skips
         return rgb.astype(jnp.float32)
 
 
@@ -258,9 +271,11 @@ class DiscriminatorBlock(nn.Module):
     """Residual discriminator block r -> r/2 ([SG2] fig. 7 (c)).
 
     main: conv3x3 (``conv0``, `features_in`) -> lrelu -> conv3x3 (``conv1``,
-    `features_out`) with down=2 as the reference code's ``conv2d_resample``
-    (FIR filter, then the convolution with stride 2, then the bias) -> lrelu;
-    skip: ``downsample2d`` -> 1x1 conv without bias (``skip``, `features_out`);
+    `features_out`) that downsamples -> lrelu; skip: 2x downsampling -> 1x1
+    conv without bias (``skip``, `features_out`). `resample` "box": the
+    convolution then a 2x2 box average (the study's); "fir": the reference
+    code's ``conv2d_resample`` (FIR filter, then the convolution with stride
+    2, then the bias);
     out = (main + skip) / sqrt(2).
 
     Call: x [B, r, r, C] -> [B, r/2, r/2, features_out] in `dtype`.
@@ -268,6 +283,7 @@ class DiscriminatorBlock(nn.Module):
 
     features_in: int
     features_out: int
+    resample: str = "box"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -275,12 +291,13 @@ class DiscriminatorBlock(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         dt, pdt = self.dtype, self.param_dtype
         x = x.astype(dt)
+        fir = self.resample == "fir"
         skip = EqualizedConv(
-            self.features_out, 1, gain=1.0, use_bias=False, down=True, dtype=dt, param_dtype=pdt, name="skip"
-        )(x)
+            self.features_out, 1, gain=1.0, use_bias=False, down=fir, dtype=dt, param_dtype=pdt, name="skip"
+        )(x if fir else downscale2d(x))
         h = _lrelu(EqualizedConv(self.features_in, 3, gain=LRELU_GAIN, dtype=dt, param_dtype=pdt, name="conv0")(x))
-        h = EqualizedConv(self.features_out, 3, gain=LRELU_GAIN, down=True, dtype=dt, param_dtype=pdt, name="conv1")(h)
-        h = _lrelu(h)
+        h = EqualizedConv(self.features_out, 3, gain=LRELU_GAIN, down=fir, dtype=dt, param_dtype=pdt, name="conv1")(h)
+        h = _lrelu(h if fir else downscale2d(h))
         return (h + skip) * jnp.asarray(1.0 / math.sqrt(2.0), dt)
 
 
@@ -319,6 +336,7 @@ class Discriminator(nn.Module):
       fmap_base, fmap_max: widths nf(r) = `feature_maps(r, fmap_base, fmap_max)`.
       mbstd_group_size, mbstd_num_channels: minibatch-stddev layer ([PGGAN]
         sec. 3); the batch must be divisible by min(group_size, B).
+      resample: "box" (the study's) or "fir" (module docstring, "Resampling").
       dtype / param_dtype: compute / parameter dtypes.
 
     Call: ``D.apply(params, images, labels)`` with images [B, R, R, C] and
@@ -336,6 +354,7 @@ class Discriminator(nn.Module):
     fmap_max: int = 512
     mbstd_group_size: int = 4
     mbstd_num_channels: int = 1
+    resample: str = "box"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -359,7 +378,8 @@ class Discriminator(nn.Module):
         )
         h = _lrelu(h)
         for res in reversed(resolutions(r)[1:]):  # R, R/2, ..., 8
-            h = DiscriminatorBlock(self.nf(res), self.nf(res // 2), dtype=dt, param_dtype=pdt, name=f"block_{res}")(h)
+            h = DiscriminatorBlock(self.nf(res), self.nf(res // 2), self.resample, dtype=dt, param_dtype=pdt,
+                                   name=f"block_{res}")(h)
         out = DiscriminatorEpilogue(
             self.nf(4),
             self.num_labels,

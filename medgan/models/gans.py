@@ -23,6 +23,9 @@ import jax.numpy as jnp
 
 GAN_MODELS = ("pggan", "cpd", "stylegan2")
 LOSSES = ("wgan_gp", "nonsaturating")
+# cpd's 2x resampling: "box" is the study's (nearest-neighbour up, 2x2 box down, GAN_cpd as [PGGAN]), "fir"
+# the [1,3,3,1] filter of [SG2]'s code, which low-passes every path to a 32 px output (models/cpd.py).
+RESAMPLING = ("box", "fir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +83,19 @@ def make_gan(
     w_dim: int = 512,
     mapping_layers: int = 8,
     mbstd_group_size: int = 4,
+    resample: str = "box",
 ) -> GanSpec:
     """Builds model `name` at `resolution` px for K=`num_labels` labels and C=`channels`.
 
     Widths follow `layers.feature_maps(res, fmap_base, fmap_max)`; `w_dim` and
-    `mapping_layers` only concern stylegan2. Progressive models are returned
+    `mapping_layers` only concern stylegan2, `resample` (one of RESAMPLING)
+    only cpd; `mbstd_group_size` is D's minibatch-stddev group. Progressive models are returned
     at their final stage; use `spec.at_stage(s)` for a growth phase.
     """
     if name not in GAN_MODELS:
         raise ValueError(f"unknown GAN model {name!r}; known: {GAN_MODELS}")
+    if resample not in RESAMPLING:
+        raise ValueError(f"unknown resampling {resample!r}; known: {RESAMPLING}")
     common = dict(
         resolution=resolution, num_labels=num_labels, channels=channels,
         fmap_base=fmap_base, fmap_max=fmap_max, dtype=dtype,
@@ -105,8 +112,8 @@ def make_gan(
         from medgan.models import cpd
 
         return GanSpec(
-            name, cpd.Generator(latent_dim=latent_dim, **common),
-            cpd.Discriminator(mbstd_group_size=mbstd_group_size, **common),
+            name, cpd.Generator(latent_dim=latent_dim, resample=resample, **common),
+            cpd.Discriminator(mbstd_group_size=mbstd_group_size, resample=resample, **common),
             latent_dim, loss="wgan_gp", acgan=False, progressive=False, default_augment=False,
         )
     from medgan.models import stylegan2
@@ -120,7 +127,9 @@ def make_gan(
 
 
 DESCRIPTION_KEYS = ("name", "resolution", "num_labels", "channels", "latent_dim", "fmap_base", "fmap_max",
-                    "w_dim", "mapping_layers", "dtype")
+                    "w_dim", "mapping_layers", "mbstd_group_size", "resample", "dtype")
+# What a description written before a key existed was trained with: cpd resampled with the FIR filter.
+DESCRIPTION_DEFAULTS = {"mbstd_group_size": 4, "resample": "fir"}
 
 
 def describe(config: Any, resolution: int, num_labels: int, channels: int) -> dict:
@@ -131,11 +140,12 @@ def describe(config: Any, resolution: int, num_labels: int, channels: int) -> di
     return {
         "name": config.model, "resolution": resolution, "num_labels": num_labels, "channels": channels,
         "latent_dim": config.latent_dim, "fmap_base": config.fmap_base, "fmap_max": config.fmap_max,
-        "w_dim": config.w_dim, "mapping_layers": config.mapping_layers, "dtype": config.dtype,
+        "w_dim": config.w_dim, "mapping_layers": config.mapping_layers,
+        "mbstd_group_size": config.mbstd_group_size, "resample": config.resample, "dtype": config.dtype,
     }
 
 
 def spec_from(description: dict) -> GanSpec:
-    """The `GanSpec` a `describe` dict names."""
-    kwargs = {k: v for k, v in description.items() if k not in ("name", "dtype")}
+    """The `GanSpec` a `describe` dict names (keys it lacks: `DESCRIPTION_DEFAULTS`)."""
+    kwargs = {**DESCRIPTION_DEFAULTS, **{k: v for k, v in description.items() if k not in ("name", "dtype")}}
     return make_gan(description["name"], dtype=jnp.dtype(description["dtype"]), **kwargs)
