@@ -20,7 +20,7 @@ from medgan.data.phantoms.cbis_layout import LAYOUTS as PHANTOM_CBIS_LAYOUTS
 from medgan.data.phantoms.rendering import DEFAULT_CONSPICUITY, DEFAULT_LABEL_NOISE
 from medgan.data.sources import SOURCES
 from medgan.models.classifiers import CLASSIFIERS
-from medgan.models.gans import GAN_MODELS
+from medgan.models.gans import GAN_MODELS, RESAMPLING
 
 # The sections of each job's config besides job, seed and data (each from its `<section>_config()` below).
 _POINT = ("fold", "classifier", "gan", "synthesize", "audit", "benchmark")
@@ -147,6 +147,8 @@ def gan_config() -> ml_collections.ConfigDict:
             "fmap_max": 512,
             "w_dim": 512,  # stylegan2 only
             "mapping_layers": 8,  # stylegan2 only
+            "mbstd_group_size": 4,  # D's minibatch-stddev groups ([PGGAN] sec. 3; ADA's cifar config: the batch)
+            "resample": "box",  # cpd: the study's nearest-up / box-down, or "fir" ([SG2]'s [1,3,3,1] filter)
             "global_batch_size": 32,
             "num_steps": 20_000,
             "g_learning_rate": 1e-3,
@@ -155,6 +157,7 @@ def gan_config() -> ml_collections.ConfigDict:
             "lambda_gp": 10.0,
             "drift": 0.001,
             "acgan_weight": 1.0,  # pggan's AC-GAN term
+            "acgan_d_fakes": True,  # the study's: D's AC head learns fakes too; False: real images only
             "r1_gamma": 1.0,  # stylegan2: R1 weight gamma (lazy, every 16 steps)
             "pl_weight": 0.0,  # stylegan2: path-length regularisation (0 = off)
             # "" = the model's default (on for stylegan2); "ada" or "none".
@@ -513,12 +516,13 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ],
     ("gan.model", lambda v: v in GAN_MODELS, f"one of {GAN_MODELS}"),
     ("gan.dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
+    ("gan.resample", lambda v: v in RESAMPLING, f"one of {RESAMPLING}"),
     *[
         (f"gan.{key}", lambda v: isinstance(v, int) and v >= 1, "a positive integer")
         for key in ("latent_dim", "fmap_base", "fmap_max", "w_dim", "mapping_layers", "global_batch_size",
                     "num_steps", "steps_per_phase", "fid_every", "fid_samples", "sample_every",
                     "samples_per_combination", "checkpoint_every", "log_every", "ada_speed_images",
-                    "max_skipped_in_a_row")
+                    "max_skipped_in_a_row", "mbstd_group_size")
     ],
     *[
         (f"gan.{key}", lambda v: isinstance(v, (int, float)) and v > 0, "a positive number")
@@ -538,6 +542,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("gan.ema_decay", lambda v: 0 <= v < 1, "a number in [0, 1)"),
     ("gan.ada_target", lambda v: 0 < v < 1, "a number in (0, 1)"),
     ("gan.augment", lambda v: v in ("", "ada", "none"), "'', 'ada' or 'none'"),
+    ("gan.acgan_d_fakes", lambda v: isinstance(v, bool), "True or False"),
     (
         "gan.start_resolution",
         lambda v: isinstance(v, int) and v >= 8 and not v & (v - 1),
