@@ -98,6 +98,27 @@ def test_lazy_r1_step_adds_the_weighted_penalty_and_only_on_its_steps():
     assert train.compiled_programs() == 2
 
 
+def test_acgan_classifier_learns_fakes_only_when_asked():
+    """`acgan_d_fakes` False drops exactly CE(D's class head on the fakes) from D's loss; the rest is unchanged."""
+    from medgan.train import losses
+
+    spec = tiny_spec("pggan", resolution=8)
+    mesh = sharding.make_mesh(jax.devices()[:1])
+    b = batch(0, b=4, resolution=8)
+    metrics = {}
+    for d_fakes in (True, False):
+        hp = gan_step.GanHyperparameters(global_batch_size=4, acgan_d_fakes=d_fakes)
+        state = gan_step.create_gan_state(spec, hp, jax.random.key(0), mesh)
+        d_params = host(state.d_params)
+        _, metrics[d_fakes] = gan_step.make_train_step(spec, hp, mesh).jitted()(
+            state, b, jax.random.key(1), np.float32(1))
+    real_class = spec.discriminator.apply({"params": d_params}, b["image"], b["labels"], alpha=1.0)[1]
+    np.testing.assert_allclose(metrics[False]["d_acgan"], losses.acgan_loss(real_class, b["labels"]), rtol=1e-5)
+    fake_term = metrics[True]["d_acgan"] - metrics[False]["d_acgan"]
+    assert fake_term > 0
+    np.testing.assert_allclose(metrics[True]["d_loss"] - metrics[False]["d_loss"], fake_term, rtol=1e-4)
+
+
 def test_ema_update_rule_exact():
     ema, params = {"w": jnp.array([0.0, 1.0])}, {"w": jnp.array([1.0, 3.0])}
     # warm-up: beta = min(decay, (1 + t) / (10 + t)); t=0 -> 0.1

@@ -22,6 +22,11 @@ Per model (`GanSpec`):
   every `pl_interval` steps, path-length regularisation (sec. 3.2).
 * AC-GAN (pggan): both losses add acgan_weight * CE(class_logits, labels) on
   reals (D) and fakes (D and G) (Odena et al. 2017; the study's label penalty).
+  With `acgan_d_fakes` False, D's classifier learns from real images only
+  and G is still scored by it (Gong et al. 2019, "Twin Auxiliary
+  Classifiers GAN", sec. 3, on AC-GAN's bias): trained on fakes too, D's head
+  and G can agree on any feature that tells the labels apart, not the
+  finding the labels name.
 * ADA (Karras et al. 2020b, sec. 2-3): every image D sees — real and fake, in
   both updates — is augmented with probability p; p follows
   r_t = E[sign(D(x_real))] toward the target every `ada_interval` steps.
@@ -64,6 +69,7 @@ class GanHyperparameters:
     lambda_gp: float = 10.0
     drift: float = 0.001
     acgan_weight: float = 1.0
+    acgan_d_fakes: bool = True  # the study's: D's classifier also learns the fakes' labels
     r1_gamma: float = 1.0
     r1_interval: int = 16
     pl_weight: float = 0.0  # 0: path-length regularisation off
@@ -81,7 +87,7 @@ class GanHyperparameters:
         return cls(
             g_learning_rate=config.g_learning_rate, d_learning_rate=config.d_learning_rate,
             ema_decay=config.ema_decay, lambda_gp=config.lambda_gp, drift=config.drift,
-            acgan_weight=config.acgan_weight, r1_gamma=config.r1_gamma, pl_weight=config.pl_weight,
+            acgan_weight=config.acgan_weight, acgan_d_fakes=config.acgan_d_fakes, r1_gamma=config.r1_gamma, pl_weight=config.pl_weight,
             augment=augment, ada_target=config.ada_target, ada_speed_images=config.ada_speed_images,
             global_batch_size=config.global_batch_size,
         )
@@ -219,7 +225,9 @@ def train_step(
         else:
             loss = losses.nonsaturating_d_loss(real_logits, fake_logits)
         if spec.acgan:
-            ac = losses.acgan_loss(real_class, labels) + losses.acgan_loss(fake_class, labels)
+            ac = losses.acgan_loss(real_class, labels)
+            if hp.acgan_d_fakes:
+                ac = ac + losses.acgan_loss(fake_class, labels)
             loss = loss + hp.acgan_weight * ac
             aux["d_acgan"] = ac
         return loss, aux
