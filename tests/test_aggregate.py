@@ -168,6 +168,7 @@ def test_classes_series_one_line_per_model_and_n_with_ci_error_bars(sweep):
         low = np.array([np.nan if (model, k, n) == NO_CI else relative(model, k, n) - 0.02 for k in KS])
         high = np.array([np.nan if (model, k, n) == NO_CI else relative(model, k, n) + 0.03 for k in KS])
         np.testing.assert_array_equal(line.yerr, np.stack([y - low, high - y]))  # NaN where no CI
+        np.testing.assert_allclose(line.floor, [0.5 / (0.8 + k / 100) for k in KS])  # chance / real AUC
     assert np.isnan(lines[1].yerr[:, 1]).all() and not np.isnan(lines[0].yerr).any()
 
 

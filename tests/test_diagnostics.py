@@ -26,7 +26,8 @@ def audited(n, nn_synthetic):
                                  {"noise": 0.0, "copies": 20, "flagged": 20},
                                  {"noise": 0.02, "copies": 20, "flagged": 19},
                                  {"noise": 0.04, "copies": 20, "flagged": 7}]}},
-        "fidelity": {"overall": {"synthetic": {"kid": 0.2, "kid_std": 0.01, "precision": 0.7, "recall": 0.1}}},
+        "fidelity": {"overall": {"synthetic": {"kid": 0.2, "kid_std": 0.01, "precision": 0.7, "recall": 0.1, "fd": 3.25},
+                                 "real_test": {"fd": 0.5, "precision": 0.9, "recall": 0.8}}},
         "occlusion": {"classes": OCCLUSION},
     }
     return result
@@ -42,6 +43,7 @@ def test_row_reads_the_audit_with_image_weighted_occlusion_means():
     assert (row["flagged"], row["synthetic_images"], row["planted_flagged"], row["planted_copies"]) == (3, 500, 19, 20)
     assert row["planted_by_noise"] == "0: 20, 0.02: 19, 0.04: 7"
     assert (row["kid"], row["precision"], row["recall"]) == (0.2, 0.7, 0.1)
+    assert (row["fd"], row["fd_real_test"], row["precision_real_test"], row["recall_real_test"]) == (3.25, 0.5, 0.9, 0.8)
     assert list(row) == list(diagnostics.COLUMNS)
     cells = dict(zip(diagnostics.MARKDOWN_HEADER, diagnostics.markdown_cells(
         aggregate.row_from_result(audited(50, 0.002), "p/results.json"))))
@@ -65,10 +67,17 @@ def test_aggregate_writes_the_diagnostics_table_and_figure_of_audited_points(tmp
     width, height = png_size(written.paths[-1])
     assert width > 1000 and height > 300
     with open(root / "diagnostics.md") as f:
-        table = [line for line in f if line.startswith("| pggan")]
+        audit, fidelity = f.read().split("## Fidelity beside the real test split")
+    table = [line for line in audit.splitlines() if line.startswith("| pggan")]
     assert len(table) == 3  # the unaudited cpd point is not in the table
     assert table[0].split("|")[6].strip() == "0.500"  # NN ratio at n = 50
     assert "19 of 20" in table[0]
+    lines = [line.split("|")[1:-1] for line in fidelity.splitlines() if line.startswith("| pggan")]
+    assert len(lines) == 3
+    cells = dict(zip(diagnostics.FIDELITY_HEADER, (c.strip() for c in lines[0])))
+    assert (cells["FD"], cells["precision"], cells["recall"]) == ("3.25 / 0.50", "0.700 / 0.900", "0.100 / 0.800")
+    real = aggregate.row_from_result(audited(50, 0.002), "p")["real_mean_auc"]
+    assert cells["GAN-test / real AUC"].endswith(f"/ {real:.3f}")
     with open(root / "aggregate.csv") as f:
         rows = {r["path"]: r for r in csv.DictReader(f)}
     assert float(rows["per_class-100/results.json"]["nn_ratio"]) == pytest.approx(0.75)

@@ -258,6 +258,8 @@ class Series:
     setting: the fixed values of the line (study, source, model and the axes
     that are neither x nor allowed to follow x); followers: {axis: values
     along the line} of the axes that follow x (n in the classes figure).
+    floor: 0.5 / the real judge's mean AUC at each point, the relative AUC
+    of a synthetic judge at chance (NaN where the real AUC is missing).
     """
 
     label: str
@@ -268,6 +270,7 @@ class Series:
     yerr: np.ndarray
     followers: dict
     paths: list[str]
+    floor: np.ndarray
 
 
 def figure_series(rows: Sequence[dict], x_axis: str) -> tuple[list[Series], list[str]]:
@@ -326,6 +329,7 @@ def figure_series(rows: Sequence[dict], x_axis: str) -> tuple[list[Series], list
             label="", model=setting["model"], setting=setting,
             x=np.array([r[x_axis] for r in chosen], dtype=float), y=y, yerr=np.stack([y - low, high - y]),
             followers=followers, paths=[r["path"] for r in chosen],
+            floor=np.array([0.5 / r["real_mean_auc"] if r["real_mean_auc"] else np.nan for r in chosen], float),
         ))
     for study, paths in alone.items():
         notes.append(f"{len(paths)} point(s) of study {study!r} not drawn: no other point shares their settings "
@@ -383,6 +387,8 @@ def plot_relative_auc(path: str, rows: Sequence[dict], x_axis: str) -> str | Non
         ax.errorbar(x, line.y, yerr=np.nan_to_num(line.yerr, nan=0.0), label=line.label,
                     color=colours[line.model], linestyle=styles[i % len(styles)], marker=markers[i % len(markers)],
                     markersize=4, capsize=3, linewidth=1.2)
+        ax.plot(x, line.floor, linestyle=":", marker="_", color=colours[line.model], linewidth=0.9, alpha=0.7,
+                label="chance floor: 0.5 / real AUC (a synthetic judge at chance)" if j == 0 else None)
     visualize.sweep_x_axis(ax, sorted({float(x) for line in lines for x in line.x}), AXIS_LABELS[x_axis],
                            AXIS_LOG_BASE.get(x_axis))
     ax.set_ylabel("relative AUC (synthetic / real)")
@@ -480,6 +486,8 @@ def _write_line_reports(out: str, under: str, rows: Sequence[dict]) -> list[str]
             f.write(f"# Diagnostics of the benchmark points under {under}\n\n")
             f.write(diagnostics.LEGEND + "\n\n")
             f.write(diagnostics.markdown_table(rows))
+            f.write("\n## Fidelity beside the real test split\n\n" + diagnostics.FIDELITY_LEGEND + "\n\n")
+            f.write(diagnostics.fidelity_table(rows))
         paths.append(path)
     classes = [r for row in rows for r in row.get("per_class", ())]
     if classes:

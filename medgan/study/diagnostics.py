@@ -13,8 +13,11 @@ points carry the numbers that test such a reading (medgan/study/audit.py):
   the region's share of the image (what a judge that looks nowhere in
   particular scores). A synthetic-trained judge far below the real one
   learned something the GAN attached to the label, not the finding.
-* fidelity: KID and precision/recall of the synthetic images against the
-  real training images in the judge's features.
+* fidelity: FD, KID and precision/recall of the synthetic images against
+  the real training images in the judge's features, each beside what the
+  unseen real test images score against the same training images, and the
+  GAN-test AUC (the real judge on the synthetic images against their labels)
+  beside the real judge's AUC on the real test split (`fidelity_table`).
 
 `row_from_result` turns a point's results.json into these numbers (None where
 the point has no audit), `markdown_table` and `plot` show them against an
@@ -51,7 +54,7 @@ LEGEND = (
 COLUMNS = (
     "nn_median_synthetic", "nn_median_test", "nn_ratio", "flagged", "synthetic_images",
     "planted_flagged", "planted_copies", "planted_by_noise",
-    "kid", "kid_std", "precision", "recall",
+    "kid", "kid_std", "precision", "recall", "fd", "fd_real_test", "precision_real_test", "recall_real_test",
     "occlusion_inside_real", "occlusion_inside_synthetic", "occlusion_region_share", "occlusion_positives",
 )
 MARKDOWN_HEADER = (
@@ -96,6 +99,7 @@ def row_from_result(result: Any) -> dict:
     """The diagnostics (COLUMNS) of one point's parsed results.json; None for what its audit lacks."""
     memorisation = _get(result, "audit", "memorisation") or {}
     synthetic = _get(result, "audit", "fidelity", "overall", "synthetic") or {}
+    real_test = _get(result, "audit", "fidelity", "overall", "real_test") or {}
     planted = memorisation.get("planted_control") or {}
     nn_synthetic, nn_test = memorisation.get("median_nearest_synthetic"), memorisation.get("median_nearest_test")
     row = {
@@ -106,6 +110,8 @@ def row_from_result(result: Any) -> dict:
         "planted_by_noise": _by_noise(planted.get("by_noise")),
         "kid": synthetic.get("kid"), "kid_std": synthetic.get("kid_std"),
         "precision": synthetic.get("precision"), "recall": synthetic.get("recall"),
+        "fd": synthetic.get("fd"), "fd_real_test": real_test.get("fd"),
+        "precision_real_test": real_test.get("precision"), "recall_real_test": real_test.get("recall"),
         **_occlusion(_get(result, "audit", "occlusion", "classes")),
     }
     return {name: row[name] for name in COLUMNS}
@@ -135,6 +141,27 @@ def markdown_table(rows: Sequence[dict]) -> str:
     """The points with an audit as a Markdown table (rows in the order given)."""
     cells = [markdown_cells(row) for row in rows if has_diagnostics(row)]
     return "\n".join(fmt.markdown_table(MARKDOWN_HEADER, cells)) + "\n"
+
+
+FIDELITY_LEGEND = (
+    "Each cell: the synthetic images / the unseen real test images, both against the real training images in\n"
+    "the real judge's features (FD, precision and recall at the audit's k). GAN-test: the real judge's mean AUC\n"
+    "on the synthetic images against their generation labels / its mean AUC on the real test split."
+)
+FIDELITY_HEADER = ("model", "seed", "k", "n", "res", "FD", "precision", "recall", "GAN-test / real AUC", "results")
+
+
+def fidelity_table(rows: Sequence[dict]) -> str:
+    """Each audited point's fidelity beside the real test split's (FIDELITY_LEGEND), in the order given."""
+    def pair(a: Any, b: Any, digits: int = 3) -> str:
+        return f"{fmt.number(a, digits)} / {fmt.number(b, digits)}"
+
+    cells = [[str(row["model"]), fmt.MISSING if row.get("seed") is None else str(row["seed"]),
+              fmt.axis(row["num_combinations"]), fmt.axis(row["per_combination"]), str(row["resolution"]),
+              pair(row["fd"], row["fd_real_test"], 2), pair(row["precision"], row["precision_real_test"]),
+              pair(row["recall"], row["recall_real_test"]), pair(row.get("gan_test"), row["real_mean_auc"]),
+              str(row["path"])] for row in rows if has_diagnostics(row)]
+    return "\n".join(fmt.markdown_table(FIDELITY_HEADER, cells)) + "\n"
 
 
 # (panel title, y label, [(column, legend, style)], horizontal reference line or None)
