@@ -135,6 +135,7 @@ def test_results_tables_prints_point_diagnostics_and_per_class_rows_of_every_poi
     lines = capsys.readouterr().out.splitlines()
     point = f"`{os.path.normpath(root / 'resolution-32')}`"
     assert f"| {point} | 6 | 100 |" in lines[2] and "| 1.23 at step 750 of 1500 | 10.0 |" in lines[2]
-    assert sum(line.endswith(f"| {point} |") for line in lines) == 2  # its diagnostics and per-class rows
+    assert sum(line.endswith(f"| {point} |") for line in lines) == 3  # its diagnostics, fidelity and per-class rows
+    assert f"| pggan | 0 | 6 | 100 | 32 | 3.25 / 0.50 | 0.700 / 0.900 | 0.100 / 0.800 | 0.560 / 0.860 | {point} |" in lines
     assert any(line.startswith("| Support Devices | 64 | 6 | 100 | 10 | 0.800 | 0.600 | 0.750 |") for line in lines)
     assert results_tables.main([str(tmp_path / "none")]) == 2

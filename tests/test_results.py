@@ -4,7 +4,7 @@ Every row of a RESULTS.md measurement table names a committed point
 (`results/<study>/points/<point>/results.json`); its real, synthetic and
 relative AUC, relative-AUC CI, DeLong p-value, the synthetic AUC's CI, the GAN's best FD and the wall time
 must be those of that file (medgan/study/results_tables.py, which prints them: launch/results_tables.py);
-so must the diagnostics and per-class rows, which name their point in the last cell. A number typed by hand, or a
+so must the diagnostics, fidelity and per-class rows, which name their point in the last cell. A number typed by hand, or a
 result rerun without updating the page, fails here.
 """
 
@@ -59,6 +59,8 @@ def test_every_diagnostics_and_per_class_row_is_the_committed_results_json(row):
     cells = [c.strip() for c in row["cells"].split("|")] + [f"`{row['path']}`"]
     if len(cells) == len(results_tables.DIAGNOSTICS_HEADER):
         assert cells == results_tables.diagnostics_cells(result, row["path"])
+    elif len(cells) == len(results_tables.FIDELITY_HEADER):
+        assert cells == results_tables.fidelity_cells(result, row["path"])
     else:
         assert len(cells) == len(results_tables.PER_CLASS_HEADER), f"{row['path']}: a row of no known table"
         assert cells in results_tables.per_class_cells(result, row["path"])

@@ -151,16 +151,21 @@ FIDELITY_LEGEND = (
 FIDELITY_HEADER = ("model", "seed", "k", "n", "res", "FD", "precision", "recall", "GAN-test / real AUC", "results")
 
 
-def fidelity_table(rows: Sequence[dict]) -> str:
-    """Each audited point's fidelity beside the real test split's (FIDELITY_LEGEND), in the order given."""
+def fidelity_cells(row: dict) -> list[str]:
+    """One point's fidelity beside the real test split's (FIDELITY_HEADER order); `row` is an aggregate row."""
     def pair(a: Any, b: Any, digits: int = 3) -> str:
         return f"{fmt.number(a, digits)} / {fmt.number(b, digits)}"
 
-    cells = [[str(row["model"]), fmt.MISSING if row.get("seed") is None else str(row["seed"]),
-              fmt.axis(row["num_combinations"]), fmt.axis(row["per_combination"]), str(row["resolution"]),
-              pair(row["fd"], row["fd_real_test"], 2), pair(row["precision"], row["precision_real_test"]),
-              pair(row["recall"], row["recall_real_test"]), pair(row.get("gan_test"), row["real_mean_auc"]),
-              str(row["path"])] for row in rows if has_diagnostics(row)]
+    return [str(row["model"]), fmt.MISSING if row.get("seed") is None else str(row["seed"]),
+            fmt.axis(row["num_combinations"]), fmt.axis(row["per_combination"]), str(row["resolution"]),
+            pair(row["fd"], row["fd_real_test"], 2), pair(row["precision"], row["precision_real_test"]),
+            pair(row["recall"], row["recall_real_test"]), pair(row.get("gan_test"), row["real_mean_auc"]),
+            str(row["path"])]
+
+
+def fidelity_table(rows: Sequence[dict]) -> str:
+    """Each audited point's fidelity beside the real test split's (FIDELITY_LEGEND), in the order given."""
+    cells = [fidelity_cells(row) for row in rows if has_diagnostics(row)]
     return "\n".join(fmt.markdown_table(FIDELITY_HEADER, cells)) + "\n"
 
 

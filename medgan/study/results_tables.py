@@ -16,6 +16,9 @@ Three kinds of row, each naming its point `results/<sweep>/points/<name>`:
   path is the last cell.
 * per-class rows (medgan/study/per_class.py, `PER_CLASS_HEADER`): one per
   class with a paired test; the path is the last cell.
+* fidelity rows (`FIDELITY_HEADER`, diagnostics.fidelity_cells): FD,
+  precision, recall and GAN-test beside the real test split's; the path is
+  the last cell.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from medgan.study import aggregate, diagnostics, per_class
 POINT_HEADER = ("point", "k", "n", "real AUC", "synthetic AUC", "relative AUC", "relative 95% CI", "DeLong p",
                 "synthetic AUC 95% CI", "best FD (judge features)", "minutes")
 DIAGNOSTICS_HEADER = diagnostics.MARKDOWN_HEADER[:-1] + ("point",)
+FIDELITY_HEADER = diagnostics.FIDELITY_HEADER[:-1] + ("point",)
 PER_CLASS_HEADER = ("class", "res", "k", "n", "positives", "real AUC", "synthetic AUC", "relative AUC",
                     "relative 95% CI", "DeLong p", "point")
 
@@ -54,6 +58,11 @@ def diagnostics_cells(result: dict, point: str) -> list[str]:
     return diagnostics.markdown_cells(aggregate.row_from_result(result, point))[:-1] + [f"`{point}`"]
 
 
+def fidelity_cells(result: dict, point: str) -> list[str]:
+    """The cells of a fidelity row (FIDELITY_HEADER)."""
+    return diagnostics.fidelity_cells(aggregate.row_from_result(result, point))[:-1] + [f"`{point}`"]
+
+
 def per_class_cells(result: dict, point: str) -> list[list[str]]:
     """The per-class rows (PER_CLASS_HEADER) of one point, in class order."""
     info = result["point"]
@@ -66,7 +75,7 @@ def per_class_cells(result: dict, point: str) -> list[list[str]]:
 
 
 def tables(points_dir: str) -> str:
-    """The three tables of every point directory under `points_dir` (sorted like aggregate.csv)."""
+    """The four tables of every point directory under `points_dir` (sorted like aggregate.csv)."""
     collected = aggregate.collect(points_dir)
     if not collected.rows:
         raise ValueError(f"{points_dir}: no benchmark point's results.json")
@@ -78,6 +87,7 @@ def tables(points_dir: str) -> str:
     audited = [(r, p) for r, p in results if diagnostics.has_diagnostics(diagnostics.row_from_result(r))]
     if audited:
         out.append("\n".join(fmt.markdown_table(DIAGNOSTICS_HEADER, [diagnostics_cells(r, p) for r, p in audited])))
+        out.append("\n".join(fmt.markdown_table(FIDELITY_HEADER, [fidelity_cells(r, p) for r, p in audited])))
     classes = [cells for r, p in results for cells in per_class_cells(r, p)]
     if classes:
         out.append("\n".join(fmt.markdown_table(PER_CLASS_HEADER, classes)))
