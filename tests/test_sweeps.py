@@ -116,11 +116,14 @@ def test_cpu_points_set_r1_for_their_own_batch_and_pool_three_steady_judges():
         gan = config.gan
         assert gan.r1_gamma == pytest.approx(0.0002 * 32**2 / gan.global_batch_size), size  # ADA's rule
         assert gan.mbstd_group_size == min(32, gan.global_batch_size), size  # ADA's cifar group
+        assert gan.acgan_d_fakes is False, size  # pggan's AC head on reals only at CPU size
         assert config.benchmark.judge_seeds == (1 if size == "tiny" else 3), size
     point = grid.cpu_classes_config(classes=6, per_class=120, conspicuity=0.6)
     assert point.classifier.num_steps == grid.STEADY_JUDGE_MAX_STEPS and point.classifier.early_stop_patience == 5
-    assert grid.point_config(source="phantom_head_ct", resolution=32, classes=6, per_class=120, model="stylegan2",
-                             holdout=(50, 100)).benchmark.judge_seeds == 1  # the study trained one judge
+    study = grid.point_config(source="phantom_head_ct", resolution=32, classes=6, per_class=120, model="stylegan2",
+                              holdout=(50, 100))
+    assert study.benchmark.judge_seeds == 1  # the study trained one judge
+    assert study.gan.acgan_d_fakes and study.gan.mbstd_group_size == 4  # the study's own choices at study scale
 
 
 def _full_size_from(config) -> int:
