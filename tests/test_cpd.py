@@ -364,7 +364,8 @@ def test_a_generator_description_names_its_resampling_and_older_ones_rebuild_as_
     assert gans.spec_from(description).generator.resample == "box"
     older = {k: v for k, v in description.items() if k not in ("resample", "mbstd_group_size")}
     spec = gans.spec_from(older)  # written before the keys existed: cpd resampled with the FIR filter
-    assert (spec.generator.resample, spec.discriminator.resample, spec.discriminator.mbstd_group_size) == ("fir", "fir", 4)
+    built = (spec.generator.resample, spec.discriminator.resample, spec.discriminator.mbstd_group_size)
+    assert built == ("fir", "fir", 4)
     job = configuration.base_config("train_gan")
     job.gan.resample = "bilinear"
     with pytest.raises(configuration.ConfigError, match=r"config\.gan\.resample='bilinear'"):

@@ -4,8 +4,8 @@ Every row of a RESULTS.md measurement table names a committed point
 (`results/<study>/points/<point>/results.json`); its real, synthetic and
 relative AUC, relative-AUC CI, DeLong p-value, the synthetic AUC's CI, the GAN's best FD and the wall time
 must be those of that file (medgan/study/results_tables.py, which prints them: launch/results_tables.py);
-so must the diagnostics, fidelity and per-class rows, which name their point in the last cell. A number typed by hand, or a
-result rerun without updating the page, fails here.
+so must the diagnostics, fidelity and per-class rows, which name their point in the last cell. A number typed
+by hand, or a result rerun without updating the page, fails here.
 """
 
 import json

@@ -87,7 +87,8 @@ class GanHyperparameters:
         return cls(
             g_learning_rate=config.g_learning_rate, d_learning_rate=config.d_learning_rate,
             ema_decay=config.ema_decay, lambda_gp=config.lambda_gp, drift=config.drift,
-            acgan_weight=config.acgan_weight, acgan_d_fakes=config.acgan_d_fakes, r1_gamma=config.r1_gamma, pl_weight=config.pl_weight,
+            acgan_weight=config.acgan_weight, acgan_d_fakes=config.acgan_d_fakes, r1_gamma=config.r1_gamma,
+            pl_weight=config.pl_weight,
             augment=augment, ada_target=config.ada_target, ada_speed_images=config.ada_speed_images,
             global_batch_size=config.global_batch_size,
         )
