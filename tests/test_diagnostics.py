@@ -77,9 +77,9 @@ def test_aggregate_writes_the_diagnostics_table_and_figure_of_audited_points(tmp
     lines = [line.split("|")[1:-1] for line in fidelity.splitlines() if line.startswith("| pggan")]
     assert len(lines) == 3
     cells = dict(zip(diagnostics.FIDELITY_HEADER, (c.strip() for c in lines[0])))
-    assert (cells["FD"], cells["precision"], cells["recall"]) == ("3.25 / 0.50", "0.700 / 0.900", "0.100 / 0.800")
+    assert [cells[c] for c in diagnostics.FIDELITY_HEADER[5:11]] == ["3.25", "0.50", "0.700", "0.900", "0.100", "0.800"]
     real = aggregate.row_from_result(audited(50, 0.002), "p")["real_mean_auc"]
-    assert cells["GAN-test / real AUC"].endswith(f"/ {real:.3f}")
+    assert cells["real AUC"] == f"{real:.3f}"
     with open(root / "aggregate.csv") as f:
         rows = {r["path"]: r for r in csv.DictReader(f)}
     assert float(rows["per_class-100/results.json"]["nn_ratio"]) == pytest.approx(0.75)
@@ -138,7 +138,7 @@ def test_results_tables_prints_point_diagnostics_and_per_class_rows_of_every_poi
     point = f"`{os.path.normpath(root / 'resolution-32')}`"
     assert f"| {point} | 6 | 100 |" in lines[2] and "| 1.23 at step 750 of 1500 | 10.0 |" in lines[2]
     assert sum(line.endswith(f"| {point} |") for line in lines) == 3  # its diagnostics, fidelity and per-class rows
-    fidelity = "| pggan | 0 | 6 | 100 | 32 | 3.25 / 0.50 | 0.700 / 0.900 | 0.100 / 0.800 | 0.560 / 0.860 |"
+    fidelity = "| pggan | 0 | 6 | 100 | 32 | 3.25 | 0.50 | 0.700 | 0.900 | 0.100 | 0.800 | 0.560 | 0.860 |"
     assert f"{fidelity} {point} |" in lines
     assert any(line.startswith("| Support Devices | 64 | 6 | 100 | 10 | 0.800 | 0.600 | 0.750 |") for line in lines)
     assert results_tables.main([str(tmp_path / "none")]) == 2

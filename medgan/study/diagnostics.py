@@ -144,23 +144,22 @@ def markdown_table(rows: Sequence[dict]) -> str:
 
 
 FIDELITY_LEGEND = (
-    "Each cell: the synthetic images / the unseen real test images, both against the real training images in\n"
-    "the real judge's features (FD, precision and recall at the audit's k). GAN-test: the real judge's mean AUC\n"
-    "on the synthetic images against their generation labels / its mean AUC on the real test split."
+    "FD, precision and recall: the synthetic images, then the unseen real test images, both against the real\n"
+    "training images in the real judge's features (the audit's k). GAN-test: the real judge's mean AUC on the\n"
+    "synthetic images against their generation labels; real AUC: its mean AUC on the real test split."
 )
-FIDELITY_HEADER = ("model", "seed", "k", "n", "res", "FD", "precision", "recall", "GAN-test / real AUC", "results")
+FIDELITY_HEADER = ("model", "seed", "k", "n", "res", "FD", "FD real test", "precision", "precision real test",
+                   "recall", "recall real test", "GAN-test", "real AUC", "results")
 
 
 def fidelity_cells(row: dict) -> list[str]:
     """One point's fidelity beside the real test split's (FIDELITY_HEADER order); `row` is an aggregate row."""
-    def pair(a: Any, b: Any, digits: int = 3) -> str:
-        return f"{fmt.number(a, digits)} / {fmt.number(b, digits)}"
-
     return [str(row["model"]), fmt.MISSING if row.get("seed") is None else str(row["seed"]),
             fmt.axis(row["num_combinations"]), fmt.axis(row["per_combination"]), str(row["resolution"]),
-            pair(row["fd"], row["fd_real_test"], 2), pair(row["precision"], row["precision_real_test"]),
-            pair(row["recall"], row["recall_real_test"]), pair(row.get("gan_test"), row["real_mean_auc"]),
-            str(row["path"])]
+            fmt.number(row["fd"], 2), fmt.number(row["fd_real_test"], 2),
+            fmt.number(row["precision"]), fmt.number(row["precision_real_test"]),
+            fmt.number(row["recall"]), fmt.number(row["recall_real_test"]),
+            fmt.number(row.get("gan_test")), fmt.number(row["real_mean_auc"]), str(row["path"])]
 
 
 def fidelity_table(rows: Sequence[dict]) -> str:
