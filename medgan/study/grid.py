@@ -351,17 +351,26 @@ def cpu_scale(config: ml_collections.ConfigDict, size: str) -> ml_collections.Co
         config.audit.kid_subsets, config.audit.embedding_points = 10, 50
         config.audit.occlusion_images = 4
         config.benchmark.report_samples = 2
-    # pggan's AC-GAN head learns from real images only at CPU size: with the study's term on fakes too, D's
-    # head and G agreed on a code the real judge reads inversely (GAN-test 0.417 at the k = 2 point, 0.621
-    # with this; RESULTS.md, "The three GANs at CPU size").
+    _cpu_gan_rules(gan, config.data.resolution)
+    return config
+
+
+def _cpu_gan_rules(gan: ml_collections.ConfigDict, resolution: int) -> None:
+    """What the GANs follow at CPU size besides their schedules (RESULTS.md, "The three GANs at CPU size").
+
+    pggan's AC-GAN head learns from real images only: with the study's term
+    on fakes too, D's head and G agreed on a code the real judge reads
+    inversely (GAN-test 0.417 at the k = 2 point, 0.623 with this).
+    StyleGAN2 follows stylegan2-ada-pytorch's rules for small images at the
+    batch `cpu_scale` set: R1 gamma 0.0002 res^2 / batch (not for
+    point_config's accelerator batch) and the minibatch-stddev group of its
+    cifar config, the batch up to 32 (one device at CPU size), so that D
+    sees a collapse across the batch, not in groups of 4.
+    """
     gan.acgan_d_fakes = False
     if gan.model == "stylegan2":
-        # stylegan2-ada-pytorch's rules for small images at the batch set here: R1 gamma 0.0002 res^2 / batch
-        # (not for point_config's accelerator batch); the minibatch-stddev group of its cifar config, the
-        # batch up to 32 (one device at CPU size), so D sees a collapse across the batch, not in groups of 4.
-        gan.r1_gamma = ada_r1_gamma(config.data.resolution, gan.global_batch_size)
+        gan.r1_gamma = ada_r1_gamma(resolution, gan.global_batch_size)
         gan.mbstd_group_size = min(32, gan.global_batch_size)
-    return config
 
 
 # A steady judge at CPU size: trained to its validation optimum, not stopped on a rising curve. On the
