@@ -7,7 +7,7 @@ head CT at 32 px (4,000 patients), 120 training, 50 validation and 100 test
 images per combination, the k = 6 fold of the CPU classes sweep
 (configs/cpu_classes.py) drawn from half its patients, on shorter schedules
 (size "quick", medgan.study.grid.cpu_scale: 200 classifier steps, 600 GAN
-steps): 7 minutes on 2 AVX-512 cores (BENCHMARKS.md; the AVX2-only EPYC is
+steps): 8 minutes on 2 AVX-512 cores (BENCHMARKS.md; the AVX2-only EPYC is
 3-4x slower). A small DenseNet is trained on the real fold; a progressive
 GAN on the same fold (scored by Fréchet distance in that DenseNet's
 features); the synthetic cohort has the fold's label counts; the DenseNet
