@@ -285,12 +285,7 @@ def test_fir_resampling_blocks_equal_the_full_resolution_order_inside_the_border
     params = _params(block, x, seed=3)
     out = block.apply(params, x)
     assert out.shape == (2, 8, 8, 6)
-    p = params["params"]
-    conv = lambda name, k, v: EqualizedConv(6 if name != "conv0" else 4, k, gain=1.0 if name == "skip" else LRELU_GAIN,
-                                            use_bias=name != "skip").apply({"params": p[name]}, v)
-    h = jax.nn.leaky_relu(conv("conv0", 3, x), 0.2)
-    h = jax.nn.leaky_relu(downsample2d(conv("conv1", 3, h)), 0.2)
-    ref = (h + conv("skip", 1, downsample2d(x))) / np.sqrt(2.0)
+    ref = _d_block_reference(params["params"], x, downsample2d)
     np.testing.assert_allclose(_interior(out, 1), _interior(ref, 1), atol=1e-4)
 
     z, labels, _ = _inputs(b=2)
@@ -316,13 +311,8 @@ def test_box_resampling_is_the_studys_nearest_up_and_box_down_everywhere():
     x = jax.random.normal(jax.random.PRNGKey(5), (2, 16, 16, 4))
     block = cpd.DiscriminatorBlock(4, 6)
     params = _params(block, x, seed=3)
-    p = params["params"]
-    conv = lambda name, k, v: EqualizedConv(6 if name != "conv0" else 4, k, gain=1.0 if name == "skip" else LRELU_GAIN,
-                                            use_bias=name != "skip").apply({"params": p[name]}, v)
-    h = jax.nn.leaky_relu(conv("conv0", 3, x), 0.2)
-    h = jax.nn.leaky_relu(downscale2d(conv("conv1", 3, h)), 0.2)
-    ref = (h + conv("skip", 1, downscale2d(x))) / np.sqrt(2.0)
-    np.testing.assert_allclose(block.apply(params, x), ref, atol=1e-5)
+    np.testing.assert_allclose(block.apply(params, x), _d_block_reference(params["params"], x, downscale2d),
+                               atol=1e-5)
 
     z, labels, _ = _inputs(b=2)
     gblock = cpd.GeneratorBlock(6)
@@ -341,6 +331,18 @@ def test_box_resampling_is_the_studys_nearest_up_and_box_down_everywhere():
     assert float(jnp.std(out)) > 0
     fir = _tiny_g(resample="fir").apply(zeroed, z, labels)  # the FIR filter smooths the 8 x 8 blocks
     assert float(jnp.max(jnp.abs(fir - upscale2d(fir[:, ::8, ::8], 8)))) > 0.1 * float(jnp.std(fir))
+
+
+def _d_block_reference(p, x, down):
+    """`DiscriminatorBlock(4, 6)` with its parameters `p`, written out at full resolution with `down` after
+    conv1 and before the skip's 1x1 convolution."""
+    from medgan.models.layers import LRELU_GAIN, EqualizedConv
+
+    conv = lambda name, k, v: EqualizedConv(6 if name != "conv0" else 4, k, gain=1.0 if name == "skip" else LRELU_GAIN,
+                                            use_bias=name != "skip").apply({"params": p[name]}, v)
+    h = jax.nn.leaky_relu(conv("conv0", 3, x), 0.2)
+    h = jax.nn.leaky_relu(down(conv("conv1", 3, h)), 0.2)
+    return (h + conv("skip", 1, down(x))) / np.sqrt(2.0)
 
 
 def _cpn_tail(p, h, z, labels):

@@ -39,6 +39,7 @@ import numpy as np
 from medgan import console, fileio, provenance, report_format as fmt, visualize
 from medgan.data import builders, cohorts, folds, oracle, synthetic
 from medgan.data.records import ImageRecord
+from medgan.eval import features
 from medgan.jobs import benchmark, common, train_classifier
 from medgan.study import instrument, point
 from medgan.workdir import DATASET_DIR, FIGURES_DIR, MANIFEST_FILE, PREEMPTED, REPORT_FILE, RESULT_FILE
@@ -92,8 +93,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                                        os.path.join(_rung_dir(workdir, rung), f"seed_{s}"), level)
                                    for s in seeds] for rung in rungs}
         # GAN-test of every rung: the first seed's real judge on the rung's images against the labels they carry.
+        real_judge = features.load_logits(os.path.join(real_dir, f"seed_{seeds[0]}"), mesh)  # loaded once
         gan_tests = {rung.name: point.gan_test_of(
-            os.path.join(real_dir, f"seed_{seeds[0]}"), cohorts.training_data(_rung_dir(workdir, rung), prepared, fold),
+            real_judge, cohorts.training_data(_rung_dir(workdir, rung), prepared, fold),
             mesh, prepared.class_names, level=level, global_batch_size=judge.classifier.global_batch_size)
             for rung in rungs}
         result = instrument.ladder(rungs, evaluations, level, gan_tests)

@@ -246,6 +246,7 @@ class Generator(nn.Module):
         labels = labels.astype(dt)
 
         h, rgb = combo, None
+        up = upsample2d if self.resample == "fir" else upscale2d  # the image skips' 2x upsampling
         for res in resolutions(self.resolution):
             h = GeneratorBlock(
                 self.nf(res),
@@ -257,7 +258,6 @@ class Generator(nn.Module):
                 name=f"block_{res}",
             )(h, zn, labels)
             y = EqualizedConv(self.channels, 1, gain=1.0, dtype=dt, param_dtype=pdt, name=f"to_rgb_{res}")(h)
-            up = upsample2d if self.resample == "fir" else upscale2d
             rgb = y if rgb is None else up(rgb) + y  # [SG2] fig. 7 (b) output skips
         return rgb.astype(jnp.float32)
 

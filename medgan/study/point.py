@@ -87,7 +87,7 @@ def label_fidelity_of(workdir: str, synthetic: cohorts.TrainingData, mesh, outco
     the others); eval_history: the GAN's FD and GAN-test at each evaluation
     during training.
     """
-    gan_test = gan_test_of(os.path.join(workdir, STAGE_DIRS["real_classifier"]), synthetic, mesh,
+    gan_test = gan_test_of(load_logits(os.path.join(workdir, STAGE_DIRS["real_classifier"]), mesh), synthetic, mesh,
                            outcomes["synthetic_classifier"]["class_names"], level=level,
                            global_batch_size=global_batch_size)
     return {"gan_test": gan_test,
@@ -96,13 +96,14 @@ def label_fidelity_of(workdir: str, synthetic: cohorts.TrainingData, mesh, outco
             "eval_history": outcomes["gan"].get("eval_history", [])}
 
 
-def gan_test_of(judge_dir: str, synthetic: cohorts.TrainingData, mesh, class_names, *, level: float,
+def gan_test_of(logits_fn, synthetic: cohorts.TrainingData, mesh, class_names, *, level: float,
                 global_batch_size: int) -> dict:
-    """GAN-test of the judge in `judge_dir` on every image (train and val) of a synthetic cohort: the summary
-    ("mean_auc", "mean_auc_ci", "per_class_auc"), "images" and the full per-class report ("test")."""
+    """GAN-test of a judge (`load_logits` of its directory) on every image (train and val) of a synthetic
+    cohort: the summary ("mean_auc", "mean_auc_ci", "per_class_auc"), "images" and the full per-class
+    report ("test")."""
     ids = list(synthetic.train_ids) + list(synthetic.val_ids)
     labels, scores = label_fidelity.score_batches(
-        load_logits(judge_dir, mesh),
+        logits_fn,
         pipeline.EvalBatches(synthetic.dataset_dir, ids, mesh=mesh, global_batch_size=global_batch_size))
     report = label_fidelity.gan_test(labels, scores, class_names, level=level)
     return {**label_fidelity.summary(report), "images": len(labels), "test": report}
