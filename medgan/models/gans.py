@@ -126,8 +126,6 @@ def make_gan(
     )
 
 
-DESCRIPTION_KEYS = ("name", "resolution", "num_labels", "channels", "latent_dim", "fmap_base", "fmap_max",
-                    "w_dim", "mapping_layers", "mbstd_group_size", "resample", "dtype")
 # What a description written before a key existed was trained with: cpd resampled with the FIR filter.
 DESCRIPTION_DEFAULTS = {"mbstd_group_size": 4, "resample": "fir"}
 
